@@ -1,0 +1,5 @@
+"""`python -m generator`: the kgen command line."""
+
+from generator.cli import main
+
+main()

@@ -1,0 +1,342 @@
+"""What kgen can generate: architectures, tasks, training loops and data sources.
+
+Plain dicts of frozen dataclasses, no imports beyond the standard library: the generator
+must never import TensorFlow. Lookups raise `RegistryError` naming the valid keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import TypeVar
+
+# How a model wants its pixels. Exactly one of these is applied, in the data pipeline or
+# inside the model, never both.
+RESCALE = "rescale"  # the pipeline divides by 255: inputs in [0, 1]
+BUILTIN = "builtin"  # the model rescales/normalises itself: feed raw 0-255 values
+PREPROCESS_INPUT = (
+    "preprocess_input"  # the pipeline calls the module's preprocess_input
+)
+
+
+class RegistryError(ValueError):
+    """An unknown name was asked for; the message lists what is valid."""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One model family member that a generated project can build from scratch."""
+
+    name: str
+    description: str
+    min_size: int  # smallest square input side the model accepts
+    default_size: int  # the side the model was designed for
+    preprocessing: str
+    keras_class: str = ""  # keras.applications class; empty for kgen's own models
+    keras_module: str = ""  # keras.applications submodule holding preprocess_input
+    fixed_size: bool = False  # only default_size works
+    needs_rgb: bool = False  # the model requires 3 input channels
+    backbone_params: int = 0  # parameters of the 3-channel backbone without its head
+    features: int = 0  # width of the pooled feature vector the head sees
+
+    @property
+    def is_application(self) -> bool:
+        return bool(self.keras_class)
+
+
+def _app(
+    name: str,
+    keras_class: str,
+    keras_module: str,
+    preprocessing: str,
+    backbone_params: int,
+    features: int,
+    *,
+    default_size: int = 224,
+    min_size: int = 32,
+    fixed_size: bool = False,
+) -> Architecture:
+    """A keras.applications model: built with weights=None, include_top=False."""
+    return Architecture(
+        name=name,
+        description=f"keras.applications.{keras_class}",
+        min_size=min_size,
+        default_size=default_size,
+        preprocessing=preprocessing,
+        keras_class=keras_class,
+        keras_module=keras_module,
+        fixed_size=fixed_size,
+        needs_rgb=True,
+        backbone_params=backbone_params,
+        features=features,
+    )
+
+
+# Parameter counts and feature widths were measured with Keras 3.15.1 (include_top=False,
+# weights=None, pooling="avg", 3 channels); the generated model test checks them for real.
+_ARCHITECTURES = [
+    Architecture(
+        name="simple_cnn",
+        description="Conv32-Pool-Conv64-Pool-Flatten-Dense, a fast baseline",
+        min_size=10,
+        default_size=28,
+        preprocessing=RESCALE,
+    ),
+    Architecture(
+        name="mlp",
+        description="Flatten-Dense128-Dense, the smallest baseline",
+        min_size=1,
+        default_size=28,
+        preprocessing=RESCALE,
+    ),
+    _app("convnext_tiny", "ConvNeXtTiny", "convnext", BUILTIN, 27820128, 768),
+    _app("convnext_small", "ConvNeXtSmall", "convnext", BUILTIN, 49454688, 768),
+    _app("convnext_base", "ConvNeXtBase", "convnext", BUILTIN, 87566464, 1024),
+    _app("convnext_large", "ConvNeXtLarge", "convnext", BUILTIN, 196230336, 1536),
+    _app("convnext_xlarge", "ConvNeXtXLarge", "convnext", BUILTIN, 348147968, 2048),
+    _app("densenet121", "DenseNet121", "densenet", PREPROCESS_INPUT, 7037504, 1024),
+    _app("densenet169", "DenseNet169", "densenet", PREPROCESS_INPUT, 12642880, 1664),
+    _app("densenet201", "DenseNet201", "densenet", PREPROCESS_INPUT, 18321984, 1920),
+    _app("efficientnet_b0", "EfficientNetB0", "efficientnet", BUILTIN, 4049571, 1280),
+    _app(
+        "efficientnet_b1",
+        "EfficientNetB1",
+        "efficientnet",
+        BUILTIN,
+        6575239,
+        1280,
+        default_size=240,
+    ),
+    _app(
+        "efficientnet_b2",
+        "EfficientNetB2",
+        "efficientnet",
+        BUILTIN,
+        7768569,
+        1408,
+        default_size=260,
+    ),
+    _app(
+        "efficientnet_b3",
+        "EfficientNetB3",
+        "efficientnet",
+        BUILTIN,
+        10783535,
+        1536,
+        default_size=300,
+    ),
+    _app(
+        "efficientnet_b4",
+        "EfficientNetB4",
+        "efficientnet",
+        BUILTIN,
+        17673823,
+        1792,
+        default_size=380,
+    ),
+    _app(
+        "efficientnet_b5",
+        "EfficientNetB5",
+        "efficientnet",
+        BUILTIN,
+        28513527,
+        2048,
+        default_size=456,
+    ),
+    _app(
+        "efficientnet_b6",
+        "EfficientNetB6",
+        "efficientnet",
+        BUILTIN,
+        40960143,
+        2304,
+        default_size=528,
+    ),
+    _app(
+        "efficientnet_b7",
+        "EfficientNetB7",
+        "efficientnet",
+        BUILTIN,
+        64097687,
+        2560,
+        default_size=600,
+    ),
+    _app(
+        "efficientnet_v2_b0",
+        "EfficientNetV2B0",
+        "efficientnet_v2",
+        BUILTIN,
+        5919312,
+        1280,
+    ),
+    _app(
+        "efficientnet_v2_b1",
+        "EfficientNetV2B1",
+        "efficientnet_v2",
+        BUILTIN,
+        6931124,
+        1280,
+        default_size=240,
+    ),
+    _app(
+        "efficientnet_v2_b2",
+        "EfficientNetV2B2",
+        "efficientnet_v2",
+        BUILTIN,
+        8769374,
+        1408,
+        default_size=260,
+    ),
+    _app(
+        "efficientnet_v2_b3",
+        "EfficientNetV2B3",
+        "efficientnet_v2",
+        BUILTIN,
+        12930622,
+        1536,
+        default_size=300,
+    ),
+    _app(
+        "efficientnet_v2_s",
+        "EfficientNetV2S",
+        "efficientnet_v2",
+        BUILTIN,
+        20331360,
+        1280,
+        default_size=384,
+    ),
+    _app(
+        "efficientnet_v2_m",
+        "EfficientNetV2M",
+        "efficientnet_v2",
+        BUILTIN,
+        53150388,
+        1280,
+        default_size=480,
+    ),
+    _app(
+        "efficientnet_v2_l",
+        "EfficientNetV2L",
+        "efficientnet_v2",
+        BUILTIN,
+        117746848,
+        1280,
+        default_size=480,
+    ),
+    _app(
+        "inception_resnet_v2",
+        "InceptionResNetV2",
+        "inception_resnet_v2",
+        PREPROCESS_INPUT,
+        54336736,
+        1536,
+        default_size=299,
+        min_size=75,
+    ),
+    _app(
+        "inception_v3",
+        "InceptionV3",
+        "inception_v3",
+        PREPROCESS_INPUT,
+        21802784,
+        2048,
+        default_size=299,
+        min_size=75,
+    ),
+    _app("mobilenet", "MobileNet", "mobilenet", PREPROCESS_INPUT, 3228864, 1024),
+    _app(
+        "mobilenet_v2", "MobileNetV2", "mobilenet_v2", PREPROCESS_INPUT, 2257984, 1280
+    ),
+    _app(
+        "mobilenet_v3_small", "MobileNetV3Small", "mobilenet_v3", BUILTIN, 939120, 576
+    ),
+    _app(
+        "mobilenet_v3_large", "MobileNetV3Large", "mobilenet_v3", BUILTIN, 2996352, 960
+    ),
+    _app(
+        "nasnet_mobile",
+        "NASNetMobile",
+        "nasnet",
+        PREPROCESS_INPUT,
+        4269716,
+        1056,
+        min_size=224,
+        fixed_size=True,
+    ),
+    _app(
+        "nasnet_large",
+        "NASNetLarge",
+        "nasnet",
+        PREPROCESS_INPUT,
+        84916818,
+        4032,
+        default_size=331,
+        min_size=331,
+        fixed_size=True,
+    ),
+    _app("resnet50", "ResNet50", "resnet", PREPROCESS_INPUT, 23587712, 2048),
+    _app("resnet101", "ResNet101", "resnet", PREPROCESS_INPUT, 42658176, 2048),
+    _app("resnet152", "ResNet152", "resnet", PREPROCESS_INPUT, 58370944, 2048),
+    _app("resnet50_v2", "ResNet50V2", "resnet_v2", PREPROCESS_INPUT, 23564800, 2048),
+    _app("resnet101_v2", "ResNet101V2", "resnet_v2", PREPROCESS_INPUT, 42626560, 2048),
+    _app("resnet152_v2", "ResNet152V2", "resnet_v2", PREPROCESS_INPUT, 58331648, 2048),
+    _app("vgg16", "VGG16", "vgg16", PREPROCESS_INPUT, 14714688, 512),
+    _app("vgg19", "VGG19", "vgg19", PREPROCESS_INPUT, 20024384, 512),
+    _app(
+        "xception",
+        "Xception",
+        "xception",
+        PREPROCESS_INPUT,
+        20861480,
+        2048,
+        default_size=299,
+        min_size=71,
+    ),
+]
+ARCHITECTURES: dict[str, Architecture] = {arch.name: arch for arch in _ARCHITECTURES}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A closed option (task, loop, data source) and the one line `kgen list` shows."""
+
+    name: str
+    description: str
+
+
+TASKS: dict[str, Choice] = {
+    "multiclass": Choice(
+        "multiclass", "one label per image: softmax, sparse cross-entropy, accuracy"
+    ),
+}
+
+LOOPS: dict[str, Choice] = {
+    "fit": Choice("fit", "model.compile + model.fit with Keras callbacks"),
+    "custom": Choice("custom", "tf.GradientTape train step compiled with tf.function"),
+}
+
+DATA_SOURCES: dict[str, Choice] = {
+    "sample": Choice(
+        "sample",
+        "bundled UCI handwritten digits (1,797 real 8x8 images, 10 classes), offline",
+    ),
+    "tfds": Choice(
+        "tfds", "any tensorflow-datasets image dataset (e.g. mnist, cifar10)"
+    ),
+    "synthetic": Choice(
+        "synthetic", "learnable random images for smoke tests and benchmarks"
+    ),
+}
+
+_T = TypeVar("_T")
+
+
+def lookup(kind: str, table: dict[str, _T], name: str) -> _T:
+    """Return `table[name]` or raise a one-line error with a suggestion and the valid names."""
+    if name in table:
+        return table[name]
+    message = f"unknown {kind} {name!r}"
+    close = difflib.get_close_matches(name.lower(), list(table), n=1, cutoff=0.6)
+    if close:
+        message += f" (did you mean {close[0]!r}?)"
+    raise RegistryError(f"{message}; valid: {', '.join(table)}")

@@ -1,0 +1,222 @@
+"""ProjectSpec: every option of a generated project, validated, and the answers copier records."""
+
+from __future__ import annotations
+
+import keyword
+import os
+import re
+import sys
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from generator import registry
+
+# Names a generated package must not take: importing it would shadow the real module.
+_RESERVED_PACKAGES = set(sys.stdlib_module_names) | {
+    "keras",
+    "numpy",
+    "tensorflow",
+    "tensorflow_datasets",
+    "tests",
+    "generator",
+}
+_PROJECT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+
+SAMPLE_CLASSES = 10  # the bundled digits
+SAMPLE_CHANNELS = 1
+SAMPLE_EPOCHS = 15  # enough for the default models to pass 0.90 validation accuracy
+
+
+class SpecError(ValueError):
+    """An option value is invalid; the message is one line naming it and what is valid."""
+
+
+def package_name(project_name: str) -> str:
+    """Normalise a project name into an importable package name: my-digits -> my_digits."""
+    return re.sub(r"[-.]+", "_", project_name).lower()
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    """The options of one generated project. `None` means "use the default for the rest"."""
+
+    project_name: str
+    arch: str = "simple_cnn"
+    task: str = "multiclass"
+    loop: str = "fit"
+    data: str = "sample"
+    image_size: int | None = None
+    channels: int | None = None
+    num_classes: int | None = None
+    epochs: int | None = None
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    tfds_name: str = "mnist"
+
+    @property
+    def package_name(self) -> str:
+        return package_name(self.project_name)
+
+    @property
+    def architecture(self) -> registry.Architecture:
+        return registry.lookup("architecture", registry.ARCHITECTURES, self.arch)
+
+    def default_image_size(self) -> int:
+        """The sample digits are 8x8: upsample them only as far as the model needs."""
+        arch = self.architecture
+        if self.data == "sample" and not arch.fixed_size:
+            return max(arch.min_size, 32 if arch.is_application else arch.default_size)
+        return arch.default_size
+
+    def default_channels(self) -> int:
+        if self.architecture.needs_rgb:
+            return 3
+        return SAMPLE_CHANNELS if self.data in ("sample", "tfds") else 3
+
+    def resolve(self) -> ProjectSpec:
+        """Validate every option and fill in the defaults; raise SpecError on bad input."""
+        _check_project_name(self.project_name)
+        arch = _lookup("architecture", registry.ARCHITECTURES, self.arch)
+        _lookup("task", registry.TASKS, self.task)
+        _lookup("loop", registry.LOOPS, self.loop)
+        _lookup("data source", registry.DATA_SOURCES, self.data)
+
+        spec = replace(
+            self,
+            image_size=self.image_size or self.default_image_size(),
+            channels=self.channels or self.default_channels(),
+            num_classes=self.num_classes or SAMPLE_CLASSES,
+            epochs=self.epochs or SAMPLE_EPOCHS,
+        )
+        _check_image_size(arch, spec.image_size)
+        _check_channels(arch, spec.channels)
+        _check_positive("--epochs", spec.epochs)
+        _check_positive("--batch-size", spec.batch_size)
+        if not spec.learning_rate > 0:
+            raise SpecError(f"--learning-rate must be > 0, got {spec.learning_rate}")
+        if spec.num_classes < 2:
+            raise SpecError(
+                f"--num-classes must be at least 2 for multiclass, got {spec.num_classes}"
+            )
+        if spec.data == "sample" and spec.num_classes != SAMPLE_CLASSES:
+            raise SpecError(
+                f"--num-classes {spec.num_classes} does not match the sample data, "
+                f"which has {SAMPLE_CLASSES} classes; omit it or use --data tfds/synthetic"
+            )
+        if spec.data == "tfds" and not re.fullmatch(
+            r"[a-z0-9_]+(/[\w.-]+)?(:[\w.*]+)?", spec.tfds_name
+        ):
+            raise SpecError(
+                f"--tfds-name {spec.tfds_name!r} is not a tfds dataset name "
+                "(e.g. mnist, cifar10, emnist/letters)"
+            )
+        return spec
+
+    def answers(self) -> dict[str, object]:
+        """The copier answers: the user's options plus values derived from the registry.
+
+        Derived values are recorded too, so that `copier update` re-renders the same project
+        without needing kgen's registry.
+        """
+        spec = self.resolve()
+        arch = spec.architecture
+        answers = asdict(spec)
+        if spec.data != "tfds":
+            del answers["tfds_name"]
+        answers.update(
+            package_name=spec.package_name,
+            keras_class=arch.keras_class,
+            keras_module=arch.keras_module,
+            preprocessing=arch.preprocessing,
+            param_count=param_count(spec),
+        )
+        return answers
+
+
+def param_count(spec: ProjectSpec) -> int:
+    """Parameters of the generated model, known without building it."""
+    arch = spec.architecture
+    size, channels, classes = spec.image_size, spec.channels, spec.num_classes
+    assert size and channels and classes  # resolved
+    if arch.name == "simple_cnn":
+        side = ((size - 2) // 2 - 2) // 2
+        convs = (9 * channels + 1) * 32 + (9 * 32 + 1) * 64
+        return convs + (side * side * 64 + 1) * classes
+    if arch.name == "mlp":
+        return (size * size * channels + 1) * 128 + (128 + 1) * classes
+    return arch.backbone_params + (arch.features + 1) * classes
+
+
+def _lookup(kind: str, table: dict, name: str):
+    try:
+        return registry.lookup(kind, table, name)
+    except registry.RegistryError as error:
+        raise SpecError(str(error)) from None
+
+
+def _check_project_name(name: str) -> None:
+    if not _PROJECT_NAME.match(name):
+        raise SpecError(
+            f"project name {name!r} is not valid: start with a letter, then use letters, "
+            "digits, '-', '_' or '.'"
+        )
+    package = package_name(name)
+    if not package.isidentifier() or keyword.iskeyword(package):
+        raise SpecError(
+            f"project name {name!r} gives package {package!r}, not a valid Python name"
+        )
+    if package in _RESERVED_PACKAGES:
+        raise SpecError(
+            f"project name {name!r} gives package {package!r}, which would shadow the "
+            "module of that name; choose another name"
+        )
+
+
+def _check_image_size(arch: registry.Architecture, size: int) -> None:
+    if arch.fixed_size and size != arch.default_size:
+        raise SpecError(
+            f"--image-size {size} is not valid for {arch.name}: it only accepts "
+            f"{arch.default_size}"
+        )
+    if size < arch.min_size:
+        raise SpecError(
+            f"--image-size {size} is too small for {arch.name}: the minimum is {arch.min_size}"
+        )
+    if size > 1024:
+        raise SpecError(f"--image-size {size} is too large: the maximum is 1024")
+
+
+def _check_channels(arch: registry.Architecture, channels: int) -> None:
+    if channels not in (1, 3):
+        raise SpecError(
+            f"--channels {channels} is not valid: use 1 (grayscale) or 3 (RGB)"
+        )
+    if arch.needs_rgb and channels != 3:
+        raise SpecError(
+            f"--channels {channels} is not valid for {arch.name}: it needs 3; grayscale "
+            "data is converted to RGB in the pipeline"
+        )
+
+
+def _check_positive(option: str, value: int) -> None:
+    if value < 1:
+        raise SpecError(f"{option} must be a positive integer, got {value}")
+
+
+def check_destination(path: Path) -> None:
+    """Raise SpecError unless `path` can receive a new project (new or empty directory)."""
+    if path.is_file():
+        raise SpecError(
+            f"destination {str(path)!r} is a file; give a new or empty directory"
+        )
+    if path.is_dir() and any(path.iterdir()):
+        raise SpecError(
+            f"destination {str(path)!r} exists and is not empty; give a new or empty directory"
+        )
+    parent = path.parent
+    if not parent.is_dir():
+        raise SpecError(
+            f"parent directory {str(parent)!r} does not exist; create it first"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SpecError(f"parent directory {str(parent)!r} is not writable")
