@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -34,6 +35,7 @@ def create_project(spec: ProjectSpec, destination: Path) -> list[Path]:
     staging = Path(
         tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent)
     )
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a project is not
     try:
         copier.run_copy(
             str(template_dir()),
@@ -57,6 +59,12 @@ def create_project(spec: ProjectSpec, destination: Path) -> list[Path]:
         for p in destination.rglob("*")
         if ".git" not in p.parts
     )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _git_init(root: Path) -> None:

@@ -1,0 +1,43 @@
+"""Shared helpers: render projects with kgen and inspect them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from generator.render import create_project
+from generator.spec import ProjectSpec
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def generate(parent: Path, name: str = "my-digits", **options: object) -> Path:
+    """Render a project with kgen's real pipeline (copier, black, git) and return its path."""
+    destination = parent / name
+    create_project(ProjectSpec(project_name=name, **options), destination)
+    return destination
+
+
+def run_python(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run this interpreter in `cwd` (so the generated package imports), capturing output."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def project_factory(tmp_path: Path):
+    def factory(name: str = "my-digits", **options: object) -> Path:
+        return generate(tmp_path, name, **options)
+
+    return factory

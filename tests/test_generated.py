@@ -1,0 +1,46 @@
+"""Slow: generated projects run their own test suites and really train (offline)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_python
+
+pytestmark = pytest.mark.slow
+
+SUITES = [
+    dict(arch="simple_cnn", loop="fit", data="sample"),
+    dict(arch="simple_cnn", loop="custom", data="sample"),
+    dict(arch="simple_cnn", loop="fit", data="tfds"),
+    dict(arch="simple_cnn", loop="custom", data="tfds", tfds_name="cifar10", channels=3),
+    dict(arch="simple_cnn", loop="custom", data="synthetic"),
+    dict(arch="mlp", loop="fit", data="synthetic"),
+    dict(arch="mobilenet_v2", loop="custom", data="sample"),
+    dict(arch="resnet50", loop="fit", data="tfds"),
+]
+
+
+@pytest.mark.parametrize(
+    "options", SUITES, ids=["-".join(str(v) for v in o.values()) for o in SUITES]
+)
+def test_generated_project_passes_its_own_tests(project_factory, options):
+    project = project_factory("proj", **options)
+    result = run_python("-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=project)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout
+
+
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_default_project_learns_the_sample_digits(project_factory, loop):
+    """The default project reaches >= 0.90 validation accuracy in its default epochs."""
+    project = project_factory("my-digits", loop=loop)
+    result = run_python("-m", "my_digits", "train", cwd=project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((project / "runs" / "latest" / "metrics.json").read_text())
+    assert metrics["val_accuracy"] >= 0.90, metrics
+    assert f"val_accuracy: {metrics['val_accuracy']:.4f}" in result.stdout
+    history = (project / "runs" / "latest" / "history.csv").read_text().splitlines()
+    assert history[0].split(",") == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert len(history) == 1 + 15  # header + the default 15 epochs
