@@ -22,7 +22,9 @@ def generate(parent: Path, name: str = "my-digits", **options: object) -> Path:
     return destination
 
 
-def run_python(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_python(
+    *args: str, cwd: Path, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """Run this interpreter in `cwd` (so the generated package imports), capturing output."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run(

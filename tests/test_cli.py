@@ -28,13 +28,25 @@ def test_new_with_defaults_writes_a_committed_project(tmp_path):
     assert answers["data"] == "sample" and answers["task"] == "multiclass"
     assert (project / "my_digits" / "train.py").is_file()
     assert (project / ".git").is_dir()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+    assert not [
+        p for p in tmp_path.iterdir() if p.name.startswith(".")
+    ]  # no staging left
 
 
 def test_options_reach_the_answers(tmp_path):
     result = kgen(
-        "new", str(tmp_path / "net"), "--arch", "mobilenet_v2", "--loop", "custom",
-        "--data", "synthetic", "--image-size", "48", "--num-classes", "4",
+        "new",
+        str(tmp_path / "net"),
+        "--arch",
+        "mobilenet_v2",
+        "--loop",
+        "custom",
+        "--data",
+        "synthetic",
+        "--image-size",
+        "48",
+        "--num-classes",
+        "4",
     )
     assert result.exit_code == 0, result.output
     answers = yaml.safe_load((tmp_path / "net" / ".copier-answers.yml").read_text())
@@ -51,7 +63,11 @@ def test_missing_options_are_prompted_on_a_terminal(tmp_path, monkeypatch):
     result = kgen("new", str(tmp_path / "asked"), input=answers)
     assert result.exit_code == 0, result.output
     recorded = yaml.safe_load((tmp_path / "asked" / ".copier-answers.yml").read_text())
-    assert (recorded["arch"], recorded["loop"], recorded["image_size"]) == ("mlp", "custom", 20)
+    assert (recorded["arch"], recorded["loop"], recorded["image_size"]) == (
+        "mlp",
+        "custom",
+        20,
+    )
     assert recorded["task"] == "multiclass" and recorded["channels"] == 1
 
 
@@ -64,34 +80,73 @@ def test_defaults_flag_never_prompts(tmp_path, monkeypatch):
 def test_list_shows_every_choice_with_input_sizes():
     result = kgen("list")
     assert result.exit_code == 0
-    for name in [*registry.ARCHITECTURES, *registry.TASKS, *registry.LOOPS, *registry.DATA_SOURCES]:
+    for name in [
+        *registry.ARCHITECTURES,
+        *registry.TASKS,
+        *registry.LOOPS,
+        *registry.DATA_SOURCES,
+    ]:
         assert re.search(rf"^\s+{name}\s", result.output, re.MULTILINE), name
-    inception = next(line for line in result.output.splitlines() if "inception_v3" in line)
+    inception = next(
+        line for line in result.output.splitlines() if "inception_v3" in line
+    )
     assert " 75 " in inception and "299" in inception
     nasnet = next(line for line in result.output.splitlines() if "nasnet_large" in line)
     assert "331*" in nasnet
 
 
 BAD_INPUTS = [
-    (["--arch", "mobilenetv2"], r"unknown architecture 'mobilenetv2' \(did you mean 'mobilenet_v2'\?\); valid: simple_cnn, mlp"),
+    (
+        ["--arch", "mobilenetv2"],
+        r"unknown architecture 'mobilenetv2' \(did you mean 'mobilenet_v2'\?\); valid: simple_cnn, mlp",
+    ),
     (["--arch", "resnet"], r"unknown architecture 'resnet'.*valid:"),
-    (["--task", "multiclas"], r"unknown task 'multiclas' \(did you mean 'multiclass'\?\)"),
-    (["--loop", "custon"], r"unknown loop 'custon' \(did you mean 'custom'\?\); valid: fit, custom"),
+    (
+        ["--task", "multiclas"],
+        r"unknown task 'multiclas' \(did you mean 'multiclass'\?\)",
+    ),
+    (
+        ["--loop", "custon"],
+        r"unknown loop 'custon' \(did you mean 'custom'\?\); valid: fit, custom",
+    ),
     (["--data", "tfsd"], r"unknown data source 'tfsd' \(did you mean 'tfds'\?\)"),
-    (["--arch", "inception_v3", "--image-size", "32"], r"--image-size 32 is too small for inception_v3: the minimum is 75"),
-    (["--arch", "nasnet_mobile", "--image-size", "256"], r"--image-size 256 is not valid for nasnet_mobile: it only accepts 224"),
-    (["--arch", "resnet50", "--channels", "1"], r"--channels 1 is not valid for resnet50: it needs 3"),
-    (["--channels", "2"], r"--channels 2 is not valid: use 1 \(grayscale\) or 3 \(RGB\)"),
-    (["--data", "synthetic", "--num-classes", "1"], r"--num-classes must be at least 2"),
-    (["--num-classes", "5"], r"--num-classes 5 does not match the sample data, which has 10 classes"),
+    (
+        ["--arch", "inception_v3", "--image-size", "32"],
+        r"--image-size 32 is too small for inception_v3: the minimum is 75",
+    ),
+    (
+        ["--arch", "nasnet_mobile", "--image-size", "256"],
+        r"--image-size 256 is not valid for nasnet_mobile: it only accepts 224",
+    ),
+    (
+        ["--arch", "resnet50", "--channels", "1"],
+        r"--channels 1 is not valid for resnet50: it needs 3",
+    ),
+    (
+        ["--channels", "2"],
+        r"--channels 2 is not valid: use 1 \(grayscale\) or 3 \(RGB\)",
+    ),
+    (
+        ["--data", "synthetic", "--num-classes", "1"],
+        r"--num-classes must be at least 2",
+    ),
+    (
+        ["--num-classes", "5"],
+        r"--num-classes 5 does not match the sample data, which has 10 classes",
+    ),
     (["--epochs", "-1"], r"--epochs must be a positive integer, got -1"),
     (["--batch-size", "0"], r"--batch-size must be a positive integer, got 0"),
     (["--learning-rate", "0"], r"--learning-rate must be > 0"),
-    (["--data", "tfds", "--tfds-name", "Not A Name"], r"--tfds-name 'Not A Name' is not a tfds dataset name"),
+    (
+        ["--data", "tfds", "--tfds-name", "Not A Name"],
+        r"--tfds-name 'Not A Name' is not a tfds dataset name",
+    ),
 ]
 
 
-@pytest.mark.parametrize("options, message", BAD_INPUTS, ids=[" ".join(o) for o, _ in BAD_INPUTS])
+@pytest.mark.parametrize(
+    "options, message", BAD_INPUTS, ids=[" ".join(o) for o, _ in BAD_INPUTS]
+)
 def test_bad_option_is_one_clear_line_and_writes_nothing(tmp_path, options, message):
     result = kgen("new", str(tmp_path / "proj"), "--defaults", *options)
     assert result.exit_code == 2
@@ -163,3 +218,18 @@ def test_failure_while_rendering_leaves_nothing(tmp_path, monkeypatch):
     result = kgen("new", str(tmp_path / "proj"), "--defaults")
     assert result.exit_code != 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_generator_never_imports_tensorflow():
+    code = (
+        "import sys, generator.cli, generator.render, generator.spec\n"
+        "heavy = {'tensorflow', 'keras', 'tensorflow_datasets'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr

@@ -14,7 +14,9 @@ SUITES = [
     dict(arch="simple_cnn", loop="fit", data="sample"),
     dict(arch="simple_cnn", loop="custom", data="sample"),
     dict(arch="simple_cnn", loop="fit", data="tfds"),
-    dict(arch="simple_cnn", loop="custom", data="tfds", tfds_name="cifar10", channels=3),
+    dict(
+        arch="simple_cnn", loop="custom", data="tfds", tfds_name="cifar10", channels=3
+    ),
     dict(arch="simple_cnn", loop="custom", data="synthetic"),
     dict(arch="mlp", loop="fit", data="synthetic"),
     dict(arch="mobilenet_v2", loop="custom", data="sample"),
@@ -42,5 +44,11 @@ def test_default_project_learns_the_sample_digits(project_factory, loop):
     assert metrics["val_accuracy"] >= 0.90, metrics
     assert f"val_accuracy: {metrics['val_accuracy']:.4f}" in result.stdout
     history = (project / "runs" / "latest" / "history.csv").read_text().splitlines()
-    assert history[0].split(",") == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert history[0].split(",") == [
+        "epoch",
+        "accuracy",
+        "loss",
+        "val_accuracy",
+        "val_loss",
+    ]
     assert len(history) == 1 + 15  # header + the default 15 epochs

@@ -100,7 +100,9 @@ def test_every_architecture_renders_clean(tmp_path, arch):
         assert f"keras.applications.{info.keras_class}(" in model
         assert "weights=None" in model and "include_top=False" in model
     data_py = (project / "proj" / "data.py").read_text()
-    assert ("preprocess_input" in data_py) == (info.preprocessing == registry.PREPROCESS_INPUT)
+    assert ("preprocess_input" in data_py) == (
+        info.preprocessing == registry.PREPROCESS_INPUT
+    )
     assert ("/ 255.0" in data_py) == (info.preprocessing == registry.RESCALE)
 
 
