@@ -8,6 +8,7 @@ panel; `--help` and `kgen list` still show every valid value.
 from __future__ import annotations
 
 import sys
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,41 @@ def _names(table: dict) -> str:
     return ", ".join(table)
 
 
+# Options shared by `new` and `update` (where they change a recorded answer).
+Arch = Annotated[
+    str | None, typer.Option(help=f"Architecture: {_names(registry.ARCHITECTURES)}.")
+]
+Task = Annotated[str | None, typer.Option(help=f"Task: {_names(registry.TASKS)}.")]
+Loop = Annotated[
+    str | None, typer.Option(help=f"Training loop: {_names(registry.LOOPS)}.")
+]
+Data = Annotated[
+    str | None, typer.Option(help=f"Data source: {_names(registry.DATA_SOURCES)}.")
+]
+ImageSize = Annotated[
+    int | None, typer.Option(help="Square input side in pixels [default: per arch].")
+]
+Channels = Annotated[
+    int | None, typer.Option(help="Model input channels, 1 or 3 [default: per arch].")
+]
+NumClasses = Annotated[
+    int | None, typer.Option(help="Number of classes [default: 10].")
+]
+Epochs = Annotated[
+    int | None, typer.Option(help="Default training epochs [default: 15].")
+]
+BatchSize = Annotated[
+    int | None, typer.Option(help="Default global batch size [default: 64].")
+]
+LearningRate = Annotated[
+    float | None, typer.Option(help="Default learning rate [default: 0.001].")
+]
+TfdsName = Annotated[
+    str | None,
+    typer.Option(help="tensorflow-datasets name, with --data tfds [default: mnist]."),
+]
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"kgen: error: {message}", err=True)
     return typer.Exit(code=2)
@@ -37,42 +73,33 @@ def _interactive(defaults: bool) -> bool:
     return not defaults and sys.stdin.isatty()
 
 
+def _given(**options: object) -> dict[str, object]:
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def _changed(spec: ProjectSpec, **changes: object) -> ProjectSpec:
+    """Apply changes and validate them, keeping unresolved defaults for later."""
+    spec = replace(spec, **changes)
+    spec.resolve()
+    return spec
+
+
 @app.command()
 def new(
     path: Annotated[
         Path, typer.Argument(help="Project directory; its name names the project.")
     ],
-    arch: Annotated[
-        str | None,
-        typer.Option(help=f"Architecture: {_names(registry.ARCHITECTURES)}."),
-    ] = None,
-    task: Annotated[
-        str | None, typer.Option(help=f"Task: {_names(registry.TASKS)}.")
-    ] = None,
-    loop: Annotated[
-        str | None, typer.Option(help=f"Training loop: {_names(registry.LOOPS)}.")
-    ] = None,
-    data: Annotated[
-        str | None,
-        typer.Option(help=f"Data source: {_names(registry.DATA_SOURCES)}."),
-    ] = None,
-    image_size: Annotated[
-        int | None,
-        typer.Option(help="Square input side in pixels [default: per arch]."),
-    ] = None,
-    channels: Annotated[
-        int | None,
-        typer.Option(help="Model input channels, 1 or 3 [default: per arch]."),
-    ] = None,
-    num_classes: Annotated[
-        int | None, typer.Option(help="Number of classes [default: 10].")
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Default training epochs.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Default global batch size.")] = 64,
-    learning_rate: Annotated[float, typer.Option(help="Default learning rate.")] = 1e-3,
-    tfds_name: Annotated[
-        str, typer.Option(help="tensorflow-datasets name, with --data tfds.")
-    ] = "mnist",
+    arch: Arch = None,
+    task: Task = None,
+    loop: Loop = None,
+    data: Data = None,
+    image_size: ImageSize = None,
+    channels: Channels = None,
+    num_classes: NumClasses = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    learning_rate: LearningRate = None,
+    tfds_name: TfdsName = None,
     defaults: Annotated[
         bool,
         typer.Option(
@@ -81,15 +108,17 @@ def new(
     ] = False,
 ) -> None:
     """Generate a new project at PATH."""
-    spec = ProjectSpec(
-        project_name=path.absolute().name,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        tfds_name=tfds_name,
-        epochs=epochs,
-    )
     ask = _interactive(defaults)
     try:
+        spec = _changed(
+            ProjectSpec(project_name=path.absolute().name),
+            **_given(
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                tfds_name=tfds_name,
+            ),
+        )
         for field, value, table in (
             ("arch", arch, registry.ARCHITECTURES),
             ("task", task, registry.TASKS),
@@ -101,8 +130,7 @@ def new(
                     f"{field} ({_names(table)})", default=getattr(spec, field)
                 )
             if value is not None:
-                spec = _replace(spec, **{field: value})
-        spec = _replace(spec)  # validates what is known so far before asking more
+                spec = _changed(spec, **{field: value})
         for field, value, default in (
             ("image_size", image_size, spec.default_image_size()),
             ("channels", channels, spec.default_channels()),
@@ -110,7 +138,7 @@ def new(
         ):
             if value is None and ask:
                 value = typer.prompt(field.replace("_", " "), default=default, type=int)
-            spec = _replace(spec, **{field: value})
+            spec = _changed(spec, **{field: value})
         from generator.render import create_project
 
         create_project(spec.resolve(), path)
@@ -121,17 +149,73 @@ def new(
         f"{spec.data} data) in {path}"
     )
     typer.echo(
-        f"Next: cd {path} && python -m pip install -e . && python -m {spec.package_name} train"
+        f"Next: cd {path} && pip install -e '.[dev]' && python -m {spec.package_name} train"
     )
 
 
-def _replace(spec: ProjectSpec, **changes: object) -> ProjectSpec:
-    """Apply changes and validate them, keeping the unresolved defaults for later."""
-    from dataclasses import replace
+@app.command()
+def update(
+    path: Annotated[Path, typer.Argument(help="Project to update.")] = Path("."),
+    to: Annotated[
+        str | None,
+        typer.Option(
+            help="Template version (tag such as v0.1.0) [default: installed kgen]."
+        ),
+    ] = None,
+    arch: Arch = None,
+    task: Task = None,
+    loop: Loop = None,
+    data: Data = None,
+    image_size: ImageSize = None,
+    channels: Channels = None,
+    num_classes: NumClasses = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    learning_rate: LearningRate = None,
+    tfds_name: TfdsName = None,
+) -> None:
+    """Merge template improvements (and changed answers) into the project at PATH.
 
-    spec = replace(spec, **changes)
-    spec.resolve()
-    return spec
+    A 3-way merge: your edits are kept where they don't collide with the template's;
+    collisions are left as inline conflict markers, listed, and the exit code is 1.
+    Changing --arch or --data re-derives image size and channels unless you give them.
+    """
+    from generator.render import recorded_answers, update_project
+
+    try:
+        answers = recorded_answers(path)
+        known = {f.name for f in fields(ProjectSpec)}
+        spec = ProjectSpec(**{k: v for k, v in answers.items() if k in known})
+        changes = _given(
+            arch=arch,
+            task=task,
+            loop=loop,
+            data=data,
+            image_size=image_size,
+            channels=channels,
+            num_classes=num_classes,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            tfds_name=tfds_name,
+        )
+        if "arch" in changes or "data" in changes:
+            rederived = {"image_size": None, "channels": None}
+            if "data" in changes:
+                rederived["num_classes"] = None
+            changes = {**rederived, **changes}
+        spec = _changed(spec, **changes)
+        conflicts = update_project(path, spec, to=to)
+    except SpecError as error:
+        raise _fail(str(error)) from None
+    if conflicts:
+        typer.echo("kgen: update left conflicts to resolve (inline markers):", err=True)
+        for name in conflicts:
+            typer.echo(f"  {name}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(
+        f"Updated {path} to template {to or 'of the installed kgen'}; review with git diff"
+    )
 
 
 @app.command("list")
@@ -139,16 +223,16 @@ def list_choices() -> None:
     """List the architectures, tasks, loops and data sources kgen can generate."""
     typer.echo("Architectures (input sizes in pixels; * = fixed size):")
     typer.echo(f"  {'name':<22}{'min':>5}{'default':>9}  {'pixels':<18}description")
+    pixels = {
+        registry.RESCALE: "rescaled to [0,1]",
+        registry.BUILTIN: "0-255 (in model)",
+        registry.PREPROCESS_INPUT: "preprocess_input",
+    }
     for arch in registry.ARCHITECTURES.values():
-        fixed = "*" if arch.fixed_size else ""
-        pixels = {
-            registry.RESCALE: "rescaled to [0,1]",
-            registry.BUILTIN: "0-255 (in model)",
-            registry.PREPROCESS_INPUT: "preprocess_input",
-        }[arch.preprocessing]
+        default = f"{arch.default_size}{'*' if arch.fixed_size else ''}"
         typer.echo(
-            f"  {arch.name:<22}{arch.min_size:>5}{str(arch.default_size) + fixed:>9}  "
-            f"{pixels:<18}{arch.description}"
+            f"  {arch.name:<22}{arch.min_size:>5}{default:>9}  "
+            f"{pixels[arch.preprocessing]:<18}{arch.description}"
         )
     for title, table in (
         ("Tasks", registry.TASKS),

@@ -1,8 +1,9 @@
-"""Render the copier template for a ProjectSpec into a new directory, atomically."""
+"""Render the copier template for a ProjectSpec: new projects and updates of old ones."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import copier
 
-from generator.formatting import format_tree
-from generator.spec import ProjectSpec, check_destination
+from generator import store
+from generator.spec import ProjectSpec, SpecError, check_destination
+
+CONFLICT_MARKER = re.compile(r"^<{7} before updating$", re.MULTILINE)
 
 
 def template_dir() -> Path:
@@ -23,30 +26,38 @@ def template_dir() -> Path:
     raise FileNotFoundError(f"kgen's copier template is missing (looked beside {here})")
 
 
-def create_project(spec: ProjectSpec, destination: Path) -> list[Path]:
-    """Render, format and git-commit a project; on any failure nothing is left behind.
+def create_project(
+    spec: ProjectSpec,
+    destination: Path,
+    *,
+    template: Path | None = None,
+    ref: str = "HEAD",
+) -> None:
+    """Render a project from the template store, git-commit it; on failure leave nothing.
 
     The project is rendered into a hidden sibling directory and renamed into place at the
-    end, so a crash never leaves a half-written project at `destination`.
+    end, so a crash never leaves a half-written project at `destination`. `template` is a
+    git template repository (default: kgen's store, synced with the installed template).
     """
     answers = spec.answers()
     destination = destination.absolute()
     check_destination(destination)
+    source = template or store.sync(template_dir())
     staging = Path(
         tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent)
     )
     staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a project is not
     try:
         copier.run_copy(
-            str(template_dir()),
+            str(source),
             staging,
             data=answers,
+            vcs_ref=ref,
             defaults=True,
             overwrite=True,
             quiet=True,
-            skip_tasks=True,  # formatting runs below, in this process
+            unsafe=True,  # kgen's own template: its Jinja extension runs black
         )
-        format_tree(staging)
         _git_init(staging)
         if destination.exists():
             destination.rmdir()  # checked empty above
@@ -54,11 +65,78 @@ def create_project(spec: ProjectSpec, destination: Path) -> list[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return sorted(
-        p.relative_to(destination)
-        for p in destination.rglob("*")
-        if ".git" not in p.parts
+
+
+def recorded_answers(project: Path) -> dict[str, object]:
+    """The answers in a project's .copier-answers.yml; SpecError if it is not a project."""
+    import yaml
+
+    answers_file = project / ".copier-answers.yml"
+    if not answers_file.is_file():
+        raise SpecError(
+            f"{str(project)!r} is not a kgen project: no .copier-answers.yml"
+        )
+    return yaml.safe_load(answers_file.read_text()) or {}
+
+
+def update_project(
+    project: Path, spec: ProjectSpec, *, to: str | None = None
+) -> list[str]:
+    """copier's 3-way update of `project` to template version `to` with `spec`'s answers.
+
+    Returns the files left with conflict markers (empty when the merge was clean).
+    """
+    project = project.absolute()
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True
     )
+    if status.returncode != 0:
+        raise SpecError(
+            f"{str(project)!r} is not a git repository; kgen update needs one"
+        )
+    if status.stdout.strip():
+        raise SpecError(
+            f"{str(project)!r} has uncommitted changes; commit or stash them, then update"
+        )
+    source = store.sync(template_dir())
+    recorded = Path(str(recorded_answers(project).get("_src_path", "")))
+    if recorded != source:
+        raise SpecError(
+            f"{str(project)!r} was generated from {str(recorded)!r}, not kgen's template "
+            f"store {str(source)!r}; use `copier update` there"
+        )
+    ref = to or "HEAD"
+    store.check_ref(source, ref)
+    copier.run_update(
+        project,
+        data=spec.answers(),
+        vcs_ref=ref,
+        defaults=True,
+        overwrite=True,
+        quiet=True,
+        unsafe=True,
+        skip_answered=True,
+        conflict="inline",
+    )
+    return conflicted_files(project)
+
+
+def conflicted_files(project: Path) -> list[str]:
+    """Files that hold copier's inline conflict markers or a rejected hunk."""
+    found = []
+    for path in sorted(project.rglob("*")):
+        if ".git" in path.relative_to(project).parts or not path.is_file():
+            continue
+        if path.suffix == ".rej":
+            found.append(str(path.relative_to(project)))
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        if CONFLICT_MARKER.search(text):
+            found.append(str(path.relative_to(project)))
+    return found
 
 
 def _umask() -> int:

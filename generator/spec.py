@@ -50,7 +50,7 @@ class ProjectSpec:
     num_classes: int | None = None
     epochs: int | None = None
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 0.001
     tfds_name: str = "mnist"
 
     @property

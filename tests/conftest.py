@@ -37,6 +37,14 @@ def run_python(
     )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def kgen_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A template store of this test session's own, never the user's."""
+    home = tmp_path_factory.mktemp("kgen-home")
+    os.environ["KGEN_HOME"] = str(home)
+    return home
+
+
 @pytest.fixture
 def project_factory(tmp_path: Path):
     def factory(name: str = "my-digits", **options: object) -> Path:

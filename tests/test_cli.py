@@ -211,10 +211,10 @@ def test_missing_parent_directory(tmp_path):
 def test_failure_while_rendering_leaves_nothing(tmp_path, monkeypatch):
     import generator.render
 
-    def broken_format(root):
+    def broken_git(root):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(generator.render, "format_tree", broken_format)
+    monkeypatch.setattr(generator.render, "_git_init", broken_git)
     result = kgen("new", str(tmp_path / "proj"), "--defaults")
     assert result.exit_code != 0
     assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,197 @@
+"""kgen update / copier update: template changes merge into edited projects, edits survive."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import REPO, run_python
+from generator import cli
+from generator.render import create_project
+from generator.spec import ProjectSpec
+
+V2_DOCSTRING = '"""Training, now with a changelog, with'
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> Path:
+    """A throwaway template store with tags v1 (today's template) and v2 (a change)."""
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
+    repo = tmp_path / "home" / "template"
+    shutil.copytree(REPO / "templates", repo)
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", "v1")
+    git(repo, "tag", "v1")
+    train = repo / "project" / "{{ package_name }}" / "train.py.jinja"
+    text = train.read_text()
+    assert text.startswith('"""Training with')
+    train.write_text(text.replace('"""Training with', V2_DOCSTRING, 1))
+    (repo / "project" / "CHANGELOG.md").write_text("# Changelog\n\n- v2: a changelog\n")
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", "v2")
+    git(repo, "tag", "v2")
+    return repo
+
+
+@pytest.fixture
+def project(tmp_path, store) -> Path:
+    """A project generated at v1, with the user's own edit to train.py and own file."""
+    destination = tmp_path / "proj"
+    create_project(
+        ProjectSpec(project_name="proj"), destination, template=store, ref="v1"
+    )
+    train = destination / "proj" / "train.py"
+    text = train.read_text()
+    train.write_text(
+        text.replace(
+            "    model.save(tmp)\n",
+            "    model.save(tmp)  # user: saved before the rename\n",
+        )
+    )
+    (destination / "notes.md").write_text("my notes\n")
+    git(destination, "add", "--all")
+    git(destination, "commit", "--quiet", "-m", "my edits")
+    return destination
+
+
+def kgen(*args: str):
+    return CliRunner().invoke(cli.app, list(args))
+
+
+def trains_a_step(project: Path) -> None:
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "8",
+        "--output-dir",
+        str(project / "runs" / "check"),
+        cwd=project,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (project / "runs" / "check" / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_update_merges_template_change_and_keeps_user_edits(project):
+    result = kgen("update", str(project), "--to", "v2")
+    assert result.exit_code == 0, result.output
+    train = (project / "proj" / "train.py").read_text()
+    assert train.startswith(V2_DOCSTRING)  # the template's change
+    assert "# user: saved before the rename" in train  # the user's edit
+    assert (project / "CHANGELOG.md").is_file()  # the template's new file
+    assert (project / "notes.md").read_text() == "my notes\n"  # the user's own file
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == "v2"
+    trains_a_step(project)
+
+
+def test_colliding_edit_is_reported_and_nothing_is_lost(project):
+    train = project / "proj" / "train.py"
+    text = train.read_text()
+    train.write_text(text.replace('"""Training with', '"""My own training, with', 1))
+    git(project, "commit", "--quiet", "-am", "my docstring")
+    result = kgen("update", str(project), "--to", "v2")
+    assert result.exit_code == 1
+    assert "proj/train.py" in result.output
+    merged = train.read_text()
+    assert "<<<<<<< before updating" in merged and ">>>>>>> after updating" in merged
+    assert '"""My own training, with' in merged and V2_DOCSTRING in merged
+    assert "# user: saved before the rename" in merged
+    assert (project / "notes.md").read_text() == "my notes\n"
+
+
+@pytest.mark.slow
+def test_answer_change_switches_the_loop(project):
+    result = kgen("update", str(project), "--to", "v2", "--loop", "custom")
+    assert result.exit_code == 0, result.output
+    train = (project / "proj" / "train.py").read_text()
+    assert "tf.GradientTape()" in train and "model.fit(" not in train
+    assert "# user: saved before the rename" in train
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["loop"] == "custom"
+    trains_a_step(project)
+
+
+def test_answer_change_of_arch_rederives_sizes(project):
+    result = kgen("update", str(project), "--to", "v2", "--arch", "mobilenet_v2")
+    assert result.exit_code == 0, result.output
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert (answers["arch"], answers["image_size"], answers["channels"]) == (
+        "mobilenet_v2",
+        32,
+        3,
+    )
+    assert (
+        "keras.applications.MobileNetV2(" in (project / "proj" / "model.py").read_text()
+    )
+
+
+def test_update_to_the_same_version_changes_nothing(project):
+    """Old render and project are formatted identically: no black noise in the merge."""
+    result = kgen("update", str(project), "--to", "v1")
+    assert result.exit_code == 0, result.output
+    assert git(project, "status", "--porcelain") == ""
+
+
+def test_dirty_tree_is_refused(project):
+    (project / "proj" / "model.py").write_text("# half-done edit\n")
+    result = kgen("update", str(project), "--to", "v2")
+    assert result.exit_code == 2
+    assert "uncommitted changes" in result.output
+    assert (project / "proj" / "model.py").read_text() == "# half-done edit\n"
+
+
+def test_unknown_version_and_non_project_are_clear_errors(project, tmp_path):
+    result = kgen("update", str(project), "--to", "v9")
+    assert result.exit_code == 2
+    assert "template version 'v9' is not in kgen's store" in result.output
+    assert "v1, v2" in result.output
+    (tmp_path / "plain").mkdir()
+    result = kgen("update", str(tmp_path / "plain"))
+    assert result.exit_code == 2
+    assert "is not a kgen project" in result.output
+
+
+def test_plain_copier_update_works_too(project):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "copier",
+            "update",
+            "--trust",
+            "--defaults",
+            "--vcs-ref",
+            "v2",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    train = (project / "proj" / "train.py").read_text()
+    assert train.startswith(V2_DOCSTRING) and "# user: saved before the rename" in train
+    assert (project / "CHANGELOG.md").is_file() and (project / "notes.md").is_file()
