@@ -7,6 +7,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import copier
@@ -42,22 +44,22 @@ def create_project(
     answers = spec.answers()
     destination = destination.absolute()
     check_destination(destination)
-    source = template or store.sync(template_dir())
     staging = Path(
         tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent)
     )
     staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a project is not
     try:
-        copier.run_copy(
-            str(source),
-            staging,
-            data=answers,
-            vcs_ref=ref,
-            defaults=True,
-            overwrite=True,
-            quiet=True,
-            unsafe=True,  # kgen's own template: its Jinja extension runs black
-        )
+        with _template_source(template) as source:
+            copier.run_copy(
+                str(source),
+                staging,
+                data=answers,
+                vcs_ref=ref,
+                defaults=True,
+                overwrite=True,
+                quiet=True,
+                unsafe=True,  # kgen's own template: its Jinja extension runs black
+            )
         _git_init(staging)
         if destination.exists():
             destination.rmdir()  # checked empty above
@@ -98,27 +100,38 @@ def update_project(
         raise SpecError(
             f"{str(project)!r} has uncommitted changes; commit or stash them, then update"
         )
-    source = store.sync(template_dir())
-    recorded = Path(str(recorded_answers(project).get("_src_path", "")))
-    if recorded != source:
-        raise SpecError(
-            f"{str(project)!r} was generated from {str(recorded)!r}, not kgen's template "
-            f"store {str(source)!r}; use `copier update` there"
-        )
     ref = to or "HEAD"
-    store.check_ref(source, ref)
-    copier.run_update(
-        project,
-        data=spec.answers(),
-        vcs_ref=ref,
-        defaults=True,
-        overwrite=True,
-        quiet=True,
-        unsafe=True,
-        skip_answered=True,
-        conflict="inline",
-    )
+    with _template_source(None) as source:
+        recorded = Path(str(recorded_answers(project).get("_src_path", "")))
+        if recorded != source:
+            raise SpecError(
+                f"{str(project)!r} was generated from {str(recorded)!r}, not kgen's "
+                f"template store {str(source)!r}; use `copier update` there"
+            )
+        store.check_ref(source, ref)
+        copier.run_update(
+            project,
+            data=spec.answers(),
+            vcs_ref=ref,
+            defaults=True,
+            overwrite=True,
+            quiet=True,
+            unsafe=True,
+            skip_answered=True,
+            conflict="inline",
+        )
     return conflicted_files(project)
+
+
+@contextmanager
+def _template_source(template: Path | None) -> Iterator[Path]:
+    """`template`, or kgen's store synced with the installed template, locked for reading."""
+    if template is not None:
+        yield template
+        return
+    source = store.store_dir()
+    with store.locked(source):
+        yield store.sync(template_dir(), source)
 
 
 def conflicted_files(project: Path) -> list[str]:
