@@ -63,6 +63,26 @@ TfdsName = Annotated[
     typer.Option(help="tensorflow-datasets name, with --data tfds [default: mnist]."),
 ]
 
+Strategy = Annotated[
+    str | None,
+    typer.Option(
+        help=f"tf.distribute strategy: {_names(registry.STRATEGIES)} [default: default]."
+    ),
+]
+Precision = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Precision policy: {_names(registry.PRECISIONS)} [default: float32]."
+    ),
+]
+JitCompile = Annotated[
+    bool | None,
+    typer.Option(
+        "--jit-compile/--no-jit-compile",
+        help="XLA-compile the train step [default: off].",
+    ),
+]
+
 
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"kgen: error: {message}", err=True)
@@ -70,6 +90,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _interactive(defaults: bool) -> bool:
+    """Prompt only on a terminal, and never with --defaults."""
     return not defaults and sys.stdin.isatty()
 
 
@@ -100,6 +121,9 @@ def new(
     batch_size: BatchSize = None,
     learning_rate: LearningRate = None,
     tfds_name: TfdsName = None,
+    strategy: Strategy = None,
+    precision: Precision = None,
+    jit_compile: JitCompile = None,
     defaults: Annotated[
         bool,
         typer.Option(
@@ -108,37 +132,26 @@ def new(
     ] = False,
 ) -> None:
     """Generate a new project at PATH."""
-    ask = _interactive(defaults)
+    given = _given(
+        arch=arch,
+        task=task,
+        loop=loop,
+        data=data,
+        image_size=image_size,
+        channels=channels,
+        num_classes=num_classes,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        tfds_name=tfds_name,
+        strategy=strategy,
+        precision=precision,
+        jit_compile=jit_compile,
+    )
     try:
-        spec = _changed(
-            ProjectSpec(project_name=path.absolute().name),
-            **_given(
-                epochs=epochs,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-                tfds_name=tfds_name,
-            ),
-        )
-        for field, value, table in (
-            ("arch", arch, registry.ARCHITECTURES),
-            ("task", task, registry.TASKS),
-            ("loop", loop, registry.LOOPS),
-            ("data", data, registry.DATA_SOURCES),
-        ):
-            if value is None and ask:
-                value = typer.prompt(
-                    f"{field} ({_names(table)})", default=getattr(spec, field)
-                )
-            if value is not None:
-                spec = _changed(spec, **{field: value})
-        for field, value, default in (
-            ("image_size", image_size, spec.default_image_size()),
-            ("channels", channels, spec.default_channels()),
-            ("num_classes", num_classes, 10),
-        ):
-            if value is None and ask:
-                value = typer.prompt(field.replace("_", " "), default=default, type=int)
-            spec = _changed(spec, **{field: value})
+        spec = _changed(ProjectSpec(project_name=path.absolute().name), **given)
+        if _interactive(defaults):
+            spec = _prompt_missing(spec, given)
         from generator.render import create_project
 
         create_project(spec.resolve(), path)
@@ -151,6 +164,30 @@ def new(
     typer.echo(
         f"Next: cd {path} && pip install -e '.[dev]' && python -m {spec.package_name} train"
     )
+
+
+def _prompt_missing(spec: ProjectSpec, given: dict[str, object]) -> ProjectSpec:
+    """Ask for the main options not given on the command line, defaults shown."""
+    for field, table in (
+        ("arch", registry.ARCHITECTURES),
+        ("task", registry.TASKS),
+        ("loop", registry.LOOPS),
+        ("data", registry.DATA_SOURCES),
+    ):
+        if field not in given:
+            value = typer.prompt(
+                f"{field} ({_names(table)})", default=getattr(spec, field)
+            )
+            spec = _changed(spec, **{field: value})
+    for field, default in (
+        ("image_size", spec.default_image_size()),
+        ("channels", spec.default_channels()),
+        ("num_classes", 10),
+    ):
+        if field not in given:
+            value = typer.prompt(field.replace("_", " "), default=default, type=int)
+            spec = _changed(spec, **{field: value})
+    return spec
 
 
 @app.command()
@@ -173,6 +210,9 @@ def update(
     batch_size: BatchSize = None,
     learning_rate: LearningRate = None,
     tfds_name: TfdsName = None,
+    strategy: Strategy = None,
+    precision: Precision = None,
+    jit_compile: JitCompile = None,
 ) -> None:
     """Merge template improvements (and changed answers) into the project at PATH.
 
@@ -198,6 +238,9 @@ def update(
             batch_size=batch_size,
             learning_rate=learning_rate,
             tfds_name=tfds_name,
+            strategy=strategy,
+            precision=precision,
+            jit_compile=jit_compile,
         )
         if "arch" in changes or "data" in changes:
             rederived = {"image_size": None, "channels": None}

@@ -328,6 +328,26 @@ DATA_SOURCES: dict[str, Choice] = {
     ),
 }
 
+STRATEGIES: dict[str, Choice] = {
+    "default": Choice("default", "one device (tf.distribute default strategy)"),
+    "mirrored": Choice("mirrored", "MirroredStrategy over all local GPUs/devices"),
+    "multiworker": Choice(
+        "multiworker",
+        "MultiWorkerMirroredStrategy across machines, from TF_CONFIG (custom loop)",
+    ),
+    "tpu": Choice("tpu", "TPUStrategy via the TPU cluster resolver"),
+}
+
+PRECISIONS: dict[str, Choice] = {
+    "float32": Choice("float32", "full precision"),
+    "mixed_float16": Choice(
+        "mixed_float16", "float16 compute, float32 variables, loss scaling (GPU)"
+    ),
+    "mixed_bfloat16": Choice(
+        "mixed_bfloat16", "bfloat16 compute, float32 variables (TPU, recent CPUs)"
+    ),
+}
+
 _T = TypeVar("_T")
 
 

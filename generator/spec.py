@@ -52,6 +52,9 @@ class ProjectSpec:
     batch_size: int = 64
     learning_rate: float = 0.001
     tfds_name: str = "mnist"
+    strategy: str = "default"
+    precision: str = "float32"
+    jit_compile: bool = False
 
     @property
     def package_name(self) -> str:
@@ -80,6 +83,13 @@ class ProjectSpec:
         _lookup("task", registry.TASKS, self.task)
         _lookup("loop", registry.LOOPS, self.loop)
         _lookup("data source", registry.DATA_SOURCES, self.data)
+        _lookup("strategy", registry.STRATEGIES, self.strategy)
+        _lookup("precision", registry.PRECISIONS, self.precision)
+        if self.strategy == "multiworker" and self.loop == "fit":
+            raise SpecError(
+                "--strategy multiworker needs --loop custom: Keras 3 model.fit fails "
+                "under MultiWorkerMirroredStrategy (keras-team/keras#20585)"
+            )
 
         spec = replace(
             self,
