@@ -21,6 +21,12 @@ SUITES = [
     dict(arch="mlp", loop="fit", data="synthetic"),
     dict(arch="mobilenet_v2", loop="custom", data="sample"),
     dict(arch="resnet50", loop="fit", data="tfds"),
+    dict(arch="simple_cnn", loop="custom", data="sample", precision="mixed_bfloat16"),
+    dict(arch="simple_cnn", loop="fit", data="synthetic", precision="mixed_bfloat16"),
+    dict(arch="simple_cnn", loop="custom", data="synthetic", precision="mixed_float16"),
+    dict(arch="simple_cnn", loop="custom", data="sample", jit_compile=True),
+    dict(arch="mlp", loop="fit", data="sample", jit_compile=True),
+    dict(arch="simple_cnn", loop="fit", data="sample", strategy="mirrored"),
 ]
 
 

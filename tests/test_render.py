@@ -29,7 +29,9 @@ def expected_files(package: str, data: str) -> set[str]:
         f"{package}/__init__.py",
         f"{package}/__main__.py",
         f"{package}/config.py",
+        f"{package}/benchmark.py",
         f"{package}/data.py",
+        f"{package}/distribute.py",
         f"{package}/evaluate.py",
         f"{package}/model.py",
         f"{package}/train.py",
@@ -104,6 +106,48 @@ def test_every_architecture_renders_clean(tmp_path, arch):
         info.preprocessing == registry.PREPROCESS_INPUT
     )
     assert ("/ 255.0" in data_py) == (info.preprocessing == registry.RESCALE)
+
+
+RUNTIME = [
+    (loop, strategy, precision, jit)
+    for loop in registry.LOOPS
+    for strategy in registry.STRATEGIES
+    for precision in registry.PRECISIONS
+    for jit in (False, True)
+    if not (loop == "fit" and strategy == "multiworker")
+]
+
+
+@pytest.mark.parametrize(
+    "loop, strategy, precision, jit",
+    RUNTIME,
+    ids=["-".join(map(str, r)) for r in RUNTIME],
+)
+def test_strategy_precision_and_xla_render_clean(
+    tmp_path, loop, strategy, precision, jit
+):
+    project = generate(
+        tmp_path,
+        "proj",
+        loop=loop,
+        strategy=strategy,
+        precision=precision,
+        jit_compile=jit,
+    )
+    assert_clean(project)
+    distribute = (project / "proj" / "distribute.py").read_text()
+    expected = {
+        "default": "tf.distribute.get_strategy()",
+        "mirrored": "tf.distribute.MirroredStrategy(",
+        "multiworker": "tf.distribute.MultiWorkerMirroredStrategy()",
+        "tpu": "tf.distribute.TPUStrategy(",
+    }
+    for name, call in expected.items():
+        assert (call in distribute) == (name == strategy), call
+    assert ("is_chief" in distribute) == (strategy == "multiworker")
+    config = (project / "proj" / "config.py").read_text()
+    assert f'precision: str = "{precision}"' in config
+    assert f"jit_compile: bool = {jit}" in config
 
 
 def test_copier_defaults_match_kgen_defaults():
