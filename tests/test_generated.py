@@ -20,7 +20,7 @@ SUITES = [
     dict(arch="simple_cnn", loop="custom", data="synthetic"),
     dict(arch="mlp", loop="fit", data="synthetic"),
     dict(arch="mobilenet_v2", loop="custom", data="sample"),
-    dict(arch="resnet50", loop="fit", data="tfds"),
+    dict(arch="resnet50", loop="fit", data="tfds", image_size=32),
     dict(arch="simple_cnn", loop="custom", data="sample", precision="mixed_bfloat16"),
     dict(arch="simple_cnn", loop="fit", data="synthetic", precision="mixed_bfloat16"),
     dict(arch="simple_cnn", loop="custom", data="synthetic", precision="mixed_float16"),
