@@ -93,9 +93,11 @@ def main() -> None:
             cfg = config.Config()
             datasets = data.build_datasets(cfg.data)
             strategy = distribute.make_strategy()
-            runners[loop] = bench.train_runner(cfg, strategy, datasets.train)
+            runners[loop] = bench.train_runner(
+                cfg, strategy, datasets.train(), args.steps
+            )
             if loop == "fit":
-                runners["eager (seed)"] = eager_runner(package, cfg, datasets.train)
+                runners["eager (seed)"] = eager_runner(package, cfg, datasets.train())
                 default_cfg, default_bench, default_data = cfg, bench, datasets
         for run in runners.values():
             run(args.steps)  # warm up: tracing, caches

@@ -30,6 +30,7 @@ def expected_files(package: str, data: str) -> set[str]:
         f"{package}/__main__.py",
         f"{package}/config.py",
         f"{package}/benchmark.py",
+        f"{package}/checkpoints.py",
         f"{package}/data.py",
         f"{package}/distribute.py",
         f"{package}/evaluate.py",
