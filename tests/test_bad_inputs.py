@@ -1,0 +1,366 @@
+"""The bad-input catalogue (docs/bad-inputs.md): one test per entry.
+
+Every entry must fail with its documented exit code and one clear line naming the bad
+value and what is valid, with no traceback and nothing written or overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import REPO, generate, run_python
+from generator import cli
+
+# id -> (kgen new options, message pattern). The project directory is "proj".
+GENERATOR = {
+    "G01-unknown-arch": (
+        ["--arch", "resnet"],
+        r"unknown architecture 'resnet'.*valid: simple_cnn, mlp",
+    ),
+    "G02-misspelt-arch": (
+        ["--arch", "mobilenetv2"],
+        r"\(did you mean 'mobilenet_v2'\?\)",
+    ),
+    "G03-unknown-task": (
+        ["--task", "segmentation"],
+        r"unknown task 'segmentation'; valid: multiclass",
+    ),
+    "G04-misspelt-task": (["--task", "multiclas"], r"\(did you mean 'multiclass'\?\)"),
+    "G05-misspelt-loop": (
+        ["--loop", "custon"],
+        r"unknown loop 'custon' \(did you mean 'custom'\?\); valid: fit, custom",
+    ),
+    "G06-misspelt-data": (
+        ["--data", "tfsd"],
+        r"unknown data source 'tfsd' \(did you mean 'tfds'\?\)",
+    ),
+    "G07-unknown-strategy": (
+        ["--strategy", "horovod"],
+        r"unknown strategy 'horovod'; valid: default, mirrored",
+    ),
+    "G08-unknown-precision": (
+        ["--precision", "fp8"],
+        r"unknown precision 'fp8'; valid: float32, mixed_float16, mixed_bfloat16",
+    ),
+    "G09-image-size-below-minimum": (
+        ["--arch", "inception_v3", "--image-size", "32"],
+        r"--image-size 32 is too small for inception_v3: the minimum is 75",
+    ),
+    "G10-fixed-size-model": (
+        ["--arch", "nasnet_mobile", "--image-size", "256"],
+        r"--image-size 256 is not valid for nasnet_mobile: it only accepts 224",
+    ),
+    "G11-image-size-too-large": (
+        ["--image-size", "4096"],
+        r"--image-size 4096 is too large: the maximum is 1024",
+    ),
+    "G12-one-channel-for-rgb-model": (
+        ["--arch", "resnet50", "--channels", "1"],
+        r"--channels 1 is not valid for resnet50: it needs 3",
+    ),
+    "G13-bad-channel-count": (
+        ["--channels", "2"],
+        r"--channels 2 is not valid: use 1 \(grayscale\) or 3 \(RGB\)",
+    ),
+    "G14-fewer-than-two-classes": (
+        ["--data", "synthetic", "--num-classes", "1"],
+        r"--num-classes must be at least 2",
+    ),
+    "G15-classes-differ-from-sample": (
+        ["--num-classes", "5"],
+        r"--num-classes 5 does not match the sample data, which has 10 classes",
+    ),
+    "G16-negative-epochs": (
+        ["--epochs", "-1"],
+        r"--epochs must be a positive integer, got -1",
+    ),
+    "G17-zero-batch-size": (
+        ["--batch-size", "0"],
+        r"--batch-size must be a positive integer, got 0",
+    ),
+    "G18-zero-learning-rate": (
+        ["--learning-rate", "0"],
+        r"--learning-rate must be > 0, got 0",
+    ),
+    "G19-bad-tfds-name": (
+        ["--data", "tfds", "--tfds-name", "Not A Name"],
+        r"--tfds-name 'Not A Name' is not a tfds dataset name",
+    ),
+    "G20-fit-with-multiworker": (
+        ["--strategy", "multiworker"],
+        r"--strategy multiworker needs --loop custom",
+    ),
+}
+
+# id -> (project directory name, message pattern)
+PROJECT_NAMES = {
+    "G21-name-starts-with-digit": (
+        "1digits",
+        r"project name '1digits' is not valid: start with a letter",
+    ),
+    "G22-name-with-space": ("my digits", r"project name 'my digits' is not valid"),
+    "G23-name-is-a-keyword": (
+        "class",
+        r"gives package 'class', not a valid Python name",
+    ),
+    "G24-name-shadows-stdlib": (
+        "json",
+        r"gives package 'json', which would shadow the module",
+    ),
+    "G25-name-shadows-tensorflow": (
+        "tensorflow",
+        r"gives package 'tensorflow', which would shadow",
+    ),
+}
+
+
+def kgen(*args: str):
+    return CliRunner().invoke(cli.app, list(args))
+
+
+def assert_one_clear_line(output: str, pattern: str) -> None:
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    assert lines[0].startswith("kgen: error: "), lines[0]
+    assert re.search(pattern, lines[0]), lines[0]
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("entry", GENERATOR)
+def test_generator_option(tmp_path, entry):
+    options, pattern = GENERATOR[entry]
+    result = kgen("new", str(tmp_path / "proj"), "--defaults", *options)
+    assert result.exit_code == 2
+    assert_one_clear_line(result.output, pattern)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("entry", PROJECT_NAMES)
+def test_generator_project_name(tmp_path, entry):
+    name, pattern = PROJECT_NAMES[entry]
+    result = kgen("new", str(tmp_path / name), "--defaults")
+    assert result.exit_code == 2
+    assert_one_clear_line(result.output, pattern)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_G26_destination_not_empty(tmp_path):
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "notes.txt").write_text("mine")
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert result.exit_code == 2
+    assert_one_clear_line(
+        result.output, r"exists and is not empty; give a new or empty directory"
+    )
+    assert [p.name for p in (tmp_path / "proj").iterdir()] == ["notes.txt"]
+
+
+def test_G27_destination_is_a_file(tmp_path):
+    (tmp_path / "proj").write_text("x")
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert result.exit_code == 2
+    assert_one_clear_line(result.output, r"is a file; give a new or empty directory")
+    assert (tmp_path / "proj").read_text() == "x"
+
+
+def test_G28_parent_directory_missing(tmp_path):
+    result = kgen("new", str(tmp_path / "no" / "proj"), "--defaults")
+    assert result.exit_code == 2
+    assert_one_clear_line(
+        result.output, r"parent directory .* does not exist; create it first"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def committed_project(tmp_path) -> Path:
+    return generate(tmp_path, "proj")
+
+
+def test_G29_update_with_uncommitted_changes(committed_project):
+    (committed_project / "proj" / "model.py").write_text("# half-done\n")
+    result = kgen("update", str(committed_project))
+    assert result.exit_code == 2
+    assert_one_clear_line(
+        result.output, r"has uncommitted changes; commit or stash them"
+    )
+    assert (committed_project / "proj" / "model.py").read_text() == "# half-done\n"
+
+
+def test_G30_update_to_unknown_version(committed_project):
+    result = kgen("update", str(committed_project), "--to", "v9.9.9")
+    assert result.exit_code == 2
+    assert_one_clear_line(
+        result.output,
+        r"template version 'v9.9.9' is not in kgen's store .*available: v",
+    )
+
+
+def test_G31_update_outside_a_project(tmp_path):
+    result = kgen("update", str(tmp_path))
+    assert result.exit_code == 2
+    assert_one_clear_line(
+        result.output, r"is not a kgen project: no .copier-answers.yml"
+    )
+
+
+def test_G32_update_with_invalid_answer_change(committed_project):
+    result = kgen("update", str(committed_project), "--arch", "resnet5O")
+    assert result.exit_code == 2
+    assert_one_clear_line(
+        result.output, r"unknown architecture 'resnet5O' \(did you mean 'resnet50'\?\)"
+    )
+    assert (
+        subprocess.run(
+            ["git", "status", "--porcelain"],
+            cwd=committed_project,
+            capture_output=True,
+            text=True,
+        ).stdout
+        == ""
+    )
+
+
+# Generated project entries: id -> (train/evaluate arguments, files to create, pattern).
+# "{tmp}" is replaced by a scratch directory; config files are written from the dicts.
+PROJECT = {
+    "P01-config-unknown-key": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"train": {"epoch": 3}}},
+        r"unknown config key 'train.epoch' in .*; valid: epochs, steps_per_epoch",
+    ),
+    "P02-config-unknown-section": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"optimizer": {}}},
+        r"unknown config key 'optimizer' in .*; valid: data, model, train, output_dir",
+    ),
+    "P03-config-wrong-type": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"train": {"epochs": "ten"}}},
+        r"train.epochs in .* must be int, got 'ten'",
+    ),
+    "P04-config-section-not-an-object": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": 3}},
+        r"data in .* must be an object, got 3",
+    ),
+    "P05-config-not-json": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": "{not json"},
+        r"cannot read config file .*c.json",
+    ),
+    "P06-config-file-missing": (
+        ["train", "--config", "{tmp}/missing.json"],
+        {},
+        r"cannot read config file .*missing.json",
+    ),
+    "P07-negative-epochs": (
+        ["train", "--epochs", "-1"],
+        {},
+        r"train.epochs = -1 is not valid: must be >= 1",
+    ),
+    "P08-zero-batch-size": (
+        ["train", "--batch-size", "0"],
+        {},
+        r"data.batch_size = 0 is not valid: must be >= 1",
+    ),
+    "P09-zero-steps-per-epoch": (
+        ["train", "--steps-per-epoch", "0"],
+        {},
+        r"train.steps_per_epoch = 0 is not valid: must be null or >= 1",
+    ),
+    "P10-unknown-precision": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"train": {"precision": "fp8"}}},
+        r"train.precision = 'fp8' is not valid: must be one of float32, mixed_float16",
+    ),
+    "P11-dropout-out-of-range": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"model": {"dropout": 1.5}}},
+        r"model.dropout = 1.5 is not valid: must be in \[0, 1\)",
+    ),
+    "P12-validation-split-zero": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"validation_split": 0}}},
+        r"data.validation_split = 0.0 is not valid: must be between 0 and 1",
+    ),
+    "P13-one-class": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"num_classes": 1}}},
+        r"data.num_classes = 1 is not valid: must be >= 2",
+    ),
+    "P14-output-dir-is-a-file": (
+        ["train", "--output-dir", "{tmp}/afile"],
+        {"afile": "x"},
+        r"output directory .*afile' is a file",
+    ),
+    "P15-missing-data-dir": (
+        ["train", "--data-dir", "{tmp}/nowhere", "--output-dir", "{tmp}/out"],
+        {},
+        r"sample file .*nowhere/digits.npz' does not exist",
+    ),
+    "P16-classes-differ-from-data": (
+        ["train", "--config", "{tmp}/c.json", "--output-dir", "{tmp}/out"],
+        {"c.json": {"data": {"num_classes": 5}}},
+        r"the data has 10 classes but data.num_classes is 5; set it to 10",
+    ),
+    "P17-evaluate-without-a-model": (
+        ["evaluate", "--output-dir", "{tmp}/empty"],
+        {},
+        r"no trained model at .*model.keras'; run train first",
+    ),
+}
+
+# Entries whose test needs real training; they live with the other training tests.
+ELSEWHERE = {
+    "P18-resume-from-another-architecture": "tests/test_reliability.py::test_resuming_from_another_architecture_is_refused",
+    "P19-loss-becomes-nan": "tests/test_reliability.py::test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint",
+}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("bad-inputs"), "proj")
+
+
+@pytest.mark.parametrize("entry", PROJECT)
+def test_generated_project(project, tmp_path, entry):
+    args, files, pattern = PROJECT[entry]
+    for name, content in files.items():
+        text = content if isinstance(content, str) else json.dumps(content)
+        (tmp_path / name).write_text(text)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run_python(
+        "-m", "proj", *[a.replace("{tmp}", str(tmp_path)) for a in args], cwd=project
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
+    assert len(errors) == 1 and re.search(pattern, errors[0]), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    assert not (project / "runs").exists()
+
+
+def test_catalogue_document_lists_exactly_the_tested_entries():
+    document = (REPO / "docs" / "bad-inputs.md").read_text()
+    documented = set(
+        re.findall(r"^\| `([GP]\d\d-[a-z0-9-]+)` \|", document, re.MULTILINE)
+    )
+    inline = {
+        name.removeprefix("test_").split("_", 1)[0]
+        for name in globals()
+        if re.match(r"test_G\d\d_", name)
+    }
+    tested = set(GENERATOR) | set(PROJECT_NAMES) | set(PROJECT) | set(ELSEWHERE)
+    tested |= {entry for entry in documented if entry.split("-", 1)[0] in inline}
+    assert documented == tested
+    assert len(documented) >= 30
+    for test in ELSEWHERE.values():
+        path, name = test.split("::")
+        assert f"def {name}(" in (REPO / path).read_text()
