@@ -323,6 +323,10 @@ DATA_SOURCES: dict[str, Choice] = {
     "tfds": Choice(
         "tfds", "any tensorflow-datasets image dataset (e.g. mnist, cifar10)"
     ),
+    "folder": Choice(
+        "folder",
+        "your images: DATA_DIR/<class name>/*.png|jpg|... (check-data lists bad files)",
+    ),
     "synthetic": Choice(
         "synthetic", "learnable random images for smoke tests and benchmarks"
     ),

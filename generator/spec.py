@@ -74,7 +74,7 @@ class ProjectSpec:
     def default_channels(self) -> int:
         if self.architecture.needs_rgb:
             return 3
-        return SAMPLE_CHANNELS if self.data in ("sample", "tfds") else 3
+        return SAMPLE_CHANNELS if self.data in ("sample", "tfds") else 3  # folder: RGB
 
     def resolve(self) -> ProjectSpec:
         """Validate every option and fill in the defaults; raise SpecError on bad input."""

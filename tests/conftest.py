@@ -23,10 +23,13 @@ def generate(parent: Path, name: str = "my-digits", **options: object) -> Path:
 
 
 def run_python(
-    *args: str, cwd: Path, timeout: float = 900
+    *args: str, cwd: Path, timeout: float = 900, package_root: Path | None = None
 ) -> subprocess.CompletedProcess:
-    """Run this interpreter in `cwd` (so the generated package imports), capturing output."""
+    """Run this interpreter in `cwd`, capturing output. The generated package imports
+    from `cwd`, or from `package_root` when the command must run elsewhere."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}
+    if package_root is not None:
+        env["PYTHONPATH"] = str(package_root)
     return subprocess.run(
         [sys.executable, *args],
         cwd=cwd,

@@ -6,6 +6,7 @@ value and what is valid, with no traceback and nothing written or overwritten.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -317,6 +318,31 @@ PROJECT = {
     ),
 }
 
+# A 1x1 RGB PNG: a valid image for folder-source entries.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+)
+
+# Folder-source project entries: id -> ({relative path: bytes or None for a dir}, pattern).
+FOLDER = {
+    "P20-data-directory-missing": (
+        {},
+        r"data directory 'data' does not exist; it should hold one folder of images per class",
+    ),
+    "P21-single-class-folder": (
+        {"data/cats/a.png": PNG},
+        r"data directory 'data' has 1 class folder\(s\); at least 2 are needed",
+    ),
+    "P22-empty-class-folder": (
+        {"data/cats/a.png": PNG, "data/dogs": None},
+        r"class folder 'data/dogs' has no images \(.bmp, .gif, .jpeg, .jpg, .png\)",
+    ),
+    "P23-corrupt-image": (
+        {"data/cats/a.png": PNG, "data/dogs/b.png": b"not an image"},
+        r"1 unreadable image\(s\) in 'data': data/dogs/b.png \(run check-data",
+    ),
+}
+
 # Entries whose test needs real training; they live with the other training tests.
 ELSEWHERE = {
     "P18-resume-from-another-architecture": "tests/test_reliability.py::test_resuming_from_another_architecture_is_refused",
@@ -347,6 +373,42 @@ def test_generated_project(project, tmp_path, entry):
     assert not (project / "runs").exists()
 
 
+@pytest.fixture(scope="module")
+def folder_project(tmp_path_factory) -> Path:
+    return generate(
+        tmp_path_factory.mktemp("bad-folder"), "proj", data="folder", num_classes=2
+    )
+
+
+@pytest.mark.parametrize("entry", FOLDER)
+def test_folder_source(folder_project, tmp_path, entry):
+    files, pattern = FOLDER[entry]
+    for name, content in files.items():
+        path = tmp_path / name
+        if content is None:
+            path.mkdir(parents=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+    out = tmp_path / "out"
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--output-dir",
+        str(out),
+        "--data-dir",
+        "data",
+        cwd=tmp_path,
+        package_root=folder_project,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
+    assert len(errors) == 1 and re.search(pattern, errors[0]), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not (out / "model.keras").exists() and not (out / "config.json").exists()
+
+
 def test_catalogue_document_lists_exactly_the_tested_entries():
     document = (REPO / "docs" / "bad-inputs.md").read_text()
     documented = set(
@@ -357,7 +419,8 @@ def test_catalogue_document_lists_exactly_the_tested_entries():
         for name in globals()
         if re.match(r"test_G\d\d_", name)
     }
-    tested = set(GENERATOR) | set(PROJECT_NAMES) | set(PROJECT) | set(ELSEWHERE)
+    tested = set(GENERATOR) | set(PROJECT_NAMES) | set(PROJECT) | set(FOLDER)
+    tested |= set(ELSEWHERE)
     tested |= {entry for entry in documented if entry.split("-", 1)[0] in inline}
     assert documented == tested
     assert len(documented) >= 30

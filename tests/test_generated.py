@@ -27,6 +27,8 @@ SUITES = [
     dict(arch="simple_cnn", loop="custom", data="sample", jit_compile=True),
     dict(arch="mlp", loop="fit", data="sample", jit_compile=True),
     dict(arch="simple_cnn", loop="fit", data="sample", strategy="mirrored"),
+    dict(arch="simple_cnn", loop="fit", data="folder", image_size=32),
+    dict(arch="efficientnet_b0", loop="custom", data="folder", image_size=32),
 ]
 
 

@@ -42,7 +42,7 @@ def expected_files(package: str, data: str) -> set[str]:
     }
     if data == "sample":
         files.add(f"{package}/sample_data/digits.npz")
-    if data == "tfds":
+    if data in ("tfds", "folder"):
         files.add("tests/conftest.py")
     return files
 
