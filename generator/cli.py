@@ -56,7 +56,8 @@ BatchSize = Annotated[
     int | None, typer.Option(help="Default global batch size [default: 64].")
 ]
 LearningRate = Annotated[
-    float | None, typer.Option(help="Default learning rate [default: 0.001].")
+    float | None,
+    typer.Option(help="Default learning rate [default: 0.001; sgd: 0.01]."),
 ]
 TfdsName = Annotated[
     str | None,
@@ -73,6 +74,16 @@ Precision = Annotated[
     str | None,
     typer.Option(
         help=f"Precision policy: {_names(registry.PRECISIONS)} [default: float32]."
+    ),
+]
+Optimizer = Annotated[
+    str | None,
+    typer.Option(help=f"Optimizer: {_names(registry.OPTIMIZERS)} [default: adam]."),
+]
+LrSchedule = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Learning-rate schedule: {_names(registry.LR_SCHEDULES)} [default: constant]."
     ),
 ]
 JitCompile = Annotated[
@@ -124,6 +135,8 @@ def new(
     strategy: Strategy = None,
     precision: Precision = None,
     jit_compile: JitCompile = None,
+    optimizer: Optimizer = None,
+    lr_schedule: LrSchedule = None,
     defaults: Annotated[
         bool,
         typer.Option(
@@ -147,6 +160,8 @@ def new(
         strategy=strategy,
         precision=precision,
         jit_compile=jit_compile,
+        optimizer=optimizer,
+        lr_schedule=lr_schedule,
     )
     try:
         spec = _changed(ProjectSpec(project_name=path.absolute().name), **given)
@@ -213,6 +228,8 @@ def update(
     strategy: Strategy = None,
     precision: Precision = None,
     jit_compile: JitCompile = None,
+    optimizer: Optimizer = None,
+    lr_schedule: LrSchedule = None,
 ) -> None:
     """Merge template improvements (and changed answers) into the project at PATH.
 
@@ -241,6 +258,8 @@ def update(
             strategy=strategy,
             precision=precision,
             jit_compile=jit_compile,
+            optimizer=optimizer,
+            lr_schedule=lr_schedule,
         )
         if "arch" in changes or "data" in changes:
             rederived = {"image_size": None, "channels": None}

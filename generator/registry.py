@@ -352,6 +352,18 @@ PRECISIONS: dict[str, Choice] = {
     ),
 }
 
+OPTIMIZERS: dict[str, Choice] = {
+    "adam": Choice("adam", "Adam"),
+    "adamw": Choice("adamw", "AdamW (decoupled weight decay)"),
+    "sgd": Choice("sgd", "SGD with momentum (Nesterov by default)"),
+    "rmsprop": Choice("rmsprop", "RMSprop with momentum"),
+}
+
+LR_SCHEDULES: dict[str, Choice] = {
+    "constant": Choice("constant", "the same learning rate throughout"),
+    "cosine": Choice("cosine", "linear warmup, then cosine decay to zero"),
+}
+
 _T = TypeVar("_T")
 
 

@@ -50,11 +50,13 @@ class ProjectSpec:
     num_classes: int | None = None
     epochs: int | None = None
     batch_size: int = 64
-    learning_rate: float = 0.001
+    learning_rate: float | None = None
     tfds_name: str = "mnist"
     strategy: str = "default"
     precision: str = "float32"
     jit_compile: bool = False
+    optimizer: str = "adam"
+    lr_schedule: str = "constant"
 
     @property
     def package_name(self) -> str:
@@ -85,6 +87,8 @@ class ProjectSpec:
         _lookup("data source", registry.DATA_SOURCES, self.data)
         _lookup("strategy", registry.STRATEGIES, self.strategy)
         _lookup("precision", registry.PRECISIONS, self.precision)
+        _lookup("optimizer", registry.OPTIMIZERS, self.optimizer)
+        _lookup("learning-rate schedule", registry.LR_SCHEDULES, self.lr_schedule)
         if self.strategy == "multiworker" and self.loop == "fit":
             raise SpecError(
                 "--strategy multiworker needs --loop custom: Keras 3 model.fit fails "
@@ -97,13 +101,15 @@ class ProjectSpec:
             channels=self.channels or self.default_channels(),
             num_classes=self.num_classes or SAMPLE_CLASSES,
             epochs=self.epochs or SAMPLE_EPOCHS,
+            learning_rate=self.learning_rate
+            or (0.01 if self.optimizer == "sgd" else 0.001),
         )
         _check_image_size(arch, spec.image_size)
         _check_channels(arch, spec.channels)
         _check_positive("--epochs", spec.epochs)
         _check_positive("--batch-size", spec.batch_size)
-        if not spec.learning_rate > 0:
-            raise SpecError(f"--learning-rate must be > 0, got {spec.learning_rate}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise SpecError(f"--learning-rate must be > 0, got {self.learning_rate}")
         if spec.num_classes < 2:
             raise SpecError(
                 f"--num-classes must be at least 2 for multiclass, got {spec.num_classes}"

@@ -27,6 +27,17 @@ SUITES = [
     dict(arch="simple_cnn", loop="custom", data="sample", jit_compile=True),
     dict(arch="mlp", loop="fit", data="sample", jit_compile=True),
     dict(arch="simple_cnn", loop="fit", data="sample", strategy="mirrored"),
+    dict(
+        arch="simple_cnn",
+        loop="custom",
+        data="sample",
+        optimizer="sgd",
+        lr_schedule="cosine",
+    ),
+    dict(arch="simple_cnn", loop="fit", data="synthetic", optimizer="adamw"),
+    dict(
+        arch="mlp", loop="fit", data="sample", optimizer="rmsprop", lr_schedule="cosine"
+    ),
     dict(arch="simple_cnn", loop="fit", data="folder", image_size=32),
     dict(arch="efficientnet_b0", loop="custom", data="folder", image_size=32),
 ]
@@ -60,3 +71,40 @@ def test_default_project_learns_the_sample_digits(project_factory, loop):
         "val_loss",
     ]
     assert len(history) == 1 + 15  # header + the default 15 epochs
+
+
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_early_stopping_ends_training_and_keeps_the_best_weights(
+    project_factory, tmp_path, loop
+):
+    """With a learning rate far too high, val_loss stops improving and training stops."""
+    project = project_factory("proj", loop=loop)
+    config = tmp_path / "early.json"
+    config.write_text(
+        json.dumps(
+            {
+                "train": {
+                    "epochs": 15,
+                    "learning_rate": 0.5,
+                    "early_stopping_patience": 2,
+                }
+            }
+        )
+    )
+    out = tmp_path / "run"
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--config",
+        str(config),
+        "--output-dir",
+        str(out),
+        cwd=project,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = (out / "history.csv").read_text().splitlines()[1:]
+    assert 3 <= len(rows) < 15, rows
+    best = min(float(row.split(",")[-1]) for row in rows)  # val_loss is the last column
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["val_loss"] == pytest.approx(best, rel=1e-3)  # best weights restored

@@ -151,6 +151,28 @@ def test_strategy_precision_and_xla_render_clean(
     assert f"jit_compile: bool = {jit}" in config
 
 
+TRAINING = [(o, s) for o in registry.OPTIMIZERS for s in registry.LR_SCHEDULES]
+
+
+@pytest.mark.parametrize(
+    "optimizer, schedule", TRAINING, ids=["-".join(t) for t in TRAINING]
+)
+def test_optimizer_and_schedule_render_clean(tmp_path, optimizer, schedule):
+    project = generate(tmp_path, "proj", optimizer=optimizer, lr_schedule=schedule)
+    assert_clean(project)
+    train = (project / "proj" / "train.py").read_text()
+    classes = {"adam": "Adam(", "adamw": "AdamW(", "sgd": "SGD(", "rmsprop": "RMSprop("}
+    for name, call in classes.items():
+        assert (f"keras.optimizers.{call}" in train) == (name == optimizer), call
+    assert ("CosineDecay(" in train) == (schedule == "cosine")
+    config = (project / "proj" / "config.py").read_text()
+    assert ("momentum: float" in config) == (optimizer in ("sgd", "rmsprop"))
+    assert ("nesterov: bool" in config) == (optimizer == "sgd")
+    assert ("warmup_epochs: float" in config) == (schedule == "cosine")
+    expected_lr = 0.01 if optimizer == "sgd" else 0.001
+    assert f"learning_rate: float = {expected_lr}" in config
+
+
 def test_copier_defaults_match_kgen_defaults():
     """Plain `copier copy` without kgen gives the same project as `kgen new --defaults`."""
     config = yaml.safe_load((REPO / "templates" / "copier.yml").read_text())
