@@ -34,10 +34,13 @@ def expected_files(package: str, data: str) -> set[str]:
         f"{package}/data.py",
         f"{package}/distribute.py",
         f"{package}/evaluate.py",
+        f"{package}/export.py",
         f"{package}/model.py",
+        f"{package}/predict.py",
         f"{package}/train.py",
         "tests/test_data.py",
         "tests/test_model.py",
+        "tests/test_outputs.py",
         "tests/test_train.py",
     }
     if data == "sample":
