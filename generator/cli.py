@@ -86,6 +86,13 @@ LrSchedule = Annotated[
         help=f"Learning-rate schedule: {_names(registry.LR_SCHEDULES)} [default: constant]."
     ),
 ]
+Augment = Annotated[
+    bool | None,
+    typer.Option(
+        "--augment/--no-augment",
+        help="Random flip/rotation/zoom/contrast on training images [default: off].",
+    ),
+]
 JitCompile = Annotated[
     bool | None,
     typer.Option(
@@ -137,6 +144,7 @@ def new(
     jit_compile: JitCompile = None,
     optimizer: Optimizer = None,
     lr_schedule: LrSchedule = None,
+    augment: Augment = None,
     defaults: Annotated[
         bool,
         typer.Option(
@@ -162,6 +170,7 @@ def new(
         jit_compile=jit_compile,
         optimizer=optimizer,
         lr_schedule=lr_schedule,
+        augment=augment,
     )
     try:
         spec = _changed(ProjectSpec(project_name=path.absolute().name), **given)
@@ -230,6 +239,7 @@ def update(
     jit_compile: JitCompile = None,
     optimizer: Optimizer = None,
     lr_schedule: LrSchedule = None,
+    augment: Augment = None,
 ) -> None:
     """Merge template improvements (and changed answers) into the project at PATH.
 
@@ -260,6 +270,7 @@ def update(
             jit_compile=jit_compile,
             optimizer=optimizer,
             lr_schedule=lr_schedule,
+            augment=augment,
         )
         if "arch" in changes or "data" in changes:
             rederived = {"image_size": None, "channels": None}

@@ -57,6 +57,7 @@ class ProjectSpec:
     jit_compile: bool = False
     optimizer: str = "adam"
     lr_schedule: str = "constant"
+    augment: bool = False
 
     @property
     def package_name(self) -> str:

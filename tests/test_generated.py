@@ -39,6 +39,8 @@ SUITES = [
         arch="mlp", loop="fit", data="sample", optimizer="rmsprop", lr_schedule="cosine"
     ),
     dict(arch="simple_cnn", loop="fit", data="folder", image_size=32),
+    dict(arch="simple_cnn", loop="custom", data="sample", augment=True),
+    dict(arch="mobilenet_v3_small", loop="fit", data="synthetic", augment=True),
     dict(arch="efficientnet_b0", loop="custom", data="folder", image_size=32),
 ]
 

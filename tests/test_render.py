@@ -176,6 +176,18 @@ def test_optimizer_and_schedule_render_clean(tmp_path, optimizer, schedule):
     assert f"learning_rate: float = {expected_lr}" in config
 
 
+@pytest.mark.parametrize("data", registry.DATA_SOURCES)
+@pytest.mark.parametrize("augment", [False, True])
+def test_augmentation_appears_only_when_chosen(tmp_path, data, augment):
+    project = generate(tmp_path, "proj", data=data, augment=augment)
+    assert_clean(project)
+    data_py = (project / "proj" / "data.py").read_text()
+    assert ("def make_augmenter" in data_py) == augment
+    assert ("RandomRotation" in data_py) == augment
+    config = (project / "proj" / "config.py").read_text()
+    assert ("rotation: float" in config) == augment
+
+
 def test_copier_defaults_match_kgen_defaults():
     """Plain `copier copy` without kgen gives the same project as `kgen new --defaults`."""
     config = yaml.safe_load((REPO / "templates" / "copier.yml").read_text())
