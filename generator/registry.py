@@ -323,6 +323,9 @@ DATA_SOURCES: dict[str, Choice] = {
     "tfds": Choice(
         "tfds", "any tensorflow-datasets image dataset (e.g. mnist, cifar10)"
     ),
+    "npz": Choice(
+        "npz", "your arrays: DATA_DIR/data.npz with x (images) and y (class indices)"
+    ),
     "folder": Choice(
         "folder",
         "your images: DATA_DIR/<class name>/*.png|jpg|... (check-data lists bad files)",

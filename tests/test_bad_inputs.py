@@ -12,6 +12,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -304,7 +305,7 @@ PROJECT = {
     "P15-missing-data-dir": (
         ["train", "--data-dir", "{tmp}/nowhere", "--output-dir", "{tmp}/out"],
         {},
-        r"sample file .*nowhere/digits.npz' does not exist",
+        r"data file .*nowhere/digits.npz' does not exist",
     ),
     "P16-classes-differ-from-data": (
         ["train", "--config", "{tmp}/c.json", "--output-dir", "{tmp}/out"],
@@ -340,6 +341,26 @@ FOLDER = {
     "P23-corrupt-image": (
         {"data/cats/a.png": PNG, "data/dogs/b.png": b"not an image"},
         r"1 unreadable image\(s\) in 'data': data/dogs/b.png \(run check-data",
+    ),
+}
+
+# npz-source project entries: id -> (arrays to save in data/data.npz, pattern).
+NPZ = {
+    "P24-npz-missing-labels": (
+        {"x": np.zeros((4, 8, 8), np.uint8)},
+        r"'data/data.npz' lacks array\(s\) y; it needs x \(images\) and y \(class indices\)",
+    ),
+    "P25-npz-lengths-differ": (
+        {"x": np.zeros((4, 8, 8), np.uint8), "y": np.zeros(3, np.int64)},
+        r"y in 'data/data.npz' has shape \(3,\); expected \[4\], one class index per image",
+    ),
+    "P26-npz-wrong-rank": (
+        {"x": np.zeros((4, 64), np.uint8), "y": np.zeros(4, np.int64)},
+        r"x in 'data/data.npz' has shape \(4, 64\); expected \[N, H, W\] or \[N, H, W, C\]",
+    ),
+    "P27-npz-label-outside-classes": (
+        {"x": np.zeros((4, 8, 8), np.uint8), "y": np.array([0, 1, 2, 7])},
+        r"y in 'data/data.npz' holds values from 0 to 7; class indices must be integers in \[0, 2\]",
     ),
 }
 
@@ -409,6 +430,35 @@ def test_folder_source(folder_project, tmp_path, entry):
     assert not (out / "model.keras").exists() and not (out / "config.json").exists()
 
 
+@pytest.fixture(scope="module")
+def npz_project(tmp_path_factory) -> Path:
+    return generate(
+        tmp_path_factory.mktemp("bad-npz"), "proj", data="npz", num_classes=3
+    )
+
+
+@pytest.mark.parametrize("entry", NPZ)
+def test_npz_source(npz_project, tmp_path, entry):
+    arrays, pattern = NPZ[entry]
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "data.npz", **arrays)
+    out = tmp_path / "out"
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--output-dir",
+        str(out),
+        cwd=tmp_path,
+        package_root=npz_project,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
+    assert len(errors) == 1 and re.search(pattern, errors[0]), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not out.exists() or not (out / "config.json").exists()
+
+
 def test_catalogue_document_lists_exactly_the_tested_entries():
     document = (REPO / "docs" / "bad-inputs.md").read_text()
     documented = set(
@@ -419,7 +469,7 @@ def test_catalogue_document_lists_exactly_the_tested_entries():
         for name in globals()
         if re.match(r"test_G\d\d_", name)
     }
-    tested = set(GENERATOR) | set(PROJECT_NAMES) | set(PROJECT) | set(FOLDER)
+    tested = set(GENERATOR) | set(PROJECT_NAMES) | set(PROJECT) | set(FOLDER) | set(NPZ)
     tested |= set(ELSEWHERE)
     tested |= {entry for entry in documented if entry.split("-", 1)[0] in inline}
     assert documented == tested

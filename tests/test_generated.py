@@ -40,6 +40,8 @@ SUITES = [
     ),
     dict(arch="simple_cnn", loop="fit", data="folder", image_size=32),
     dict(arch="simple_cnn", loop="custom", data="sample", augment=True),
+    dict(arch="simple_cnn", loop="fit", data="npz"),
+    dict(arch="mlp", loop="custom", data="npz", num_classes=4),
     dict(arch="mobilenet_v3_small", loop="fit", data="synthetic", augment=True),
     dict(arch="efficientnet_b0", loop="custom", data="folder", image_size=32),
 ]

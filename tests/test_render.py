@@ -45,7 +45,7 @@ def expected_files(package: str, data: str) -> set[str]:
     }
     if data == "sample":
         files.add(f"{package}/sample_data/digits.npz")
-    if data in ("tfds", "folder"):
+    if data in ("tfds", "folder", "npz"):
         files.add("tests/conftest.py")
     return files
 
