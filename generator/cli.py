@@ -102,6 +102,9 @@ JitCompile = Annotated[
 ]
 
 
+_SPEC_OPTIONS = {f.name for f in fields(ProjectSpec)} - {"project_name"}
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"kgen: error: {message}", err=True)
     return typer.Exit(code=2)
@@ -112,8 +115,13 @@ def _interactive(defaults: bool) -> bool:
     return not defaults and sys.stdin.isatty()
 
 
-def _given(**options: object) -> dict[str, object]:
-    return {name: value for name, value in options.items() if value is not None}
+def _answer_options(options: dict[str, object]) -> dict[str, object]:
+    """The ProjectSpec options among a command's parameters that were given."""
+    return {
+        name: value
+        for name, value in options.items()
+        if name in _SPEC_OPTIONS and value is not None
+    }
 
 
 def _changed(spec: ProjectSpec, **changes: object) -> ProjectSpec:
@@ -153,25 +161,7 @@ def new(
     ] = False,
 ) -> None:
     """Generate a new project at PATH."""
-    given = _given(
-        arch=arch,
-        task=task,
-        loop=loop,
-        data=data,
-        image_size=image_size,
-        channels=channels,
-        num_classes=num_classes,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        tfds_name=tfds_name,
-        strategy=strategy,
-        precision=precision,
-        jit_compile=jit_compile,
-        optimizer=optimizer,
-        lr_schedule=lr_schedule,
-        augment=augment,
-    )
+    given = _answer_options(locals())
     try:
         spec = _changed(ProjectSpec(project_name=path.absolute().name), **given)
         if _interactive(defaults):
@@ -247,31 +237,13 @@ def update(
     collisions are left as inline conflict markers, listed, and the exit code is 1.
     Changing --arch or --data re-derives image size and channels unless you give them.
     """
+    changes = _answer_options(locals())
     from generator.render import recorded_answers, update_project
 
     try:
         answers = recorded_answers(path)
-        known = {f.name for f in fields(ProjectSpec)}
+        known = _SPEC_OPTIONS | {"project_name"}
         spec = ProjectSpec(**{k: v for k, v in answers.items() if k in known})
-        changes = _given(
-            arch=arch,
-            task=task,
-            loop=loop,
-            data=data,
-            image_size=image_size,
-            channels=channels,
-            num_classes=num_classes,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            tfds_name=tfds_name,
-            strategy=strategy,
-            precision=precision,
-            jit_compile=jit_compile,
-            optimizer=optimizer,
-            lr_schedule=lr_schedule,
-            augment=augment,
-        )
         if "arch" in changes or "data" in changes:
             rederived = {"image_size": None, "channels": None}
             if "data" in changes:

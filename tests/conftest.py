@@ -40,6 +40,15 @@ def run_python(
     )
 
 
+def train(project: Path, out: Path, *args: str, package: str = "proj"):
+    """`python -m <package> train --output-dir out ARGS` in the project; it must succeed."""
+    result = run_python(
+        "-m", package, "train", "--output-dir", str(out), *args, cwd=project
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 @pytest.fixture(autouse=True, scope="session")
 def kgen_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A template store of this test session's own, never the user's."""

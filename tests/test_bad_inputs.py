@@ -371,6 +371,14 @@ ELSEWHERE = {
 }
 
 
+def assert_project_refused(result: subprocess.CompletedProcess, pattern: str) -> None:
+    """Exit code 2, one "proj: error:" line matching `pattern`, no traceback."""
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
+    assert len(errors) == 1 and re.search(pattern, errors[0]), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     return generate(tmp_path_factory.mktemp("bad-inputs"), "proj")
@@ -386,10 +394,7 @@ def test_generated_project(project, tmp_path, entry):
     result = run_python(
         "-m", "proj", *[a.replace("{tmp}", str(tmp_path)) for a in args], cwd=project
     )
-    assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
-    assert len(errors) == 1 and re.search(pattern, errors[0]), result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
+    assert_project_refused(result, pattern)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
     assert not (project / "runs").exists()
 
@@ -423,10 +428,7 @@ def test_folder_source(folder_project, tmp_path, entry):
         cwd=tmp_path,
         package_root=folder_project,
     )
-    assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
-    assert len(errors) == 1 and re.search(pattern, errors[0]), result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
+    assert_project_refused(result, pattern)
     assert not (out / "model.keras").exists() and not (out / "config.json").exists()
 
 
@@ -452,10 +454,7 @@ def test_npz_source(npz_project, tmp_path, entry):
         cwd=tmp_path,
         package_root=npz_project,
     )
-    assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
-    assert len(errors) == 1 and re.search(pattern, errors[0]), result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
+    assert_project_refused(result, pattern)
     assert not out.exists() or not (out / "config.json").exists()
 
 

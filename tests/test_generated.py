@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import run_python
+from conftest import run_python, train
 
 pytestmark = pytest.mark.slow
 
@@ -96,17 +96,7 @@ def test_early_stopping_ends_training_and_keeps_the_best_weights(
         )
     )
     out = tmp_path / "run"
-    result = run_python(
-        "-m",
-        "proj",
-        "train",
-        "--config",
-        str(config),
-        "--output-dir",
-        str(out),
-        cwd=project,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    train(project, out, "--config", str(config))
     rows = (out / "history.csv").read_text().splitlines()[1:]
     assert 3 <= len(rows) < 15, rows
     best = min(float(row.split(",")[-1]) for row in rows)  # val_loss is the last column

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_python
+from conftest import run_python, train
 
 pytestmark = pytest.mark.slow
 
@@ -68,14 +68,7 @@ def test_sigkill_then_resume_equals_uninterrupted(
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
     straight = tmp_path / "straight"
-    done = subprocess.run(
-        train_command(project, straight, config_file),
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    train(project, straight, "--config", str(config_file))
 
     resumed = tmp_path / "resumed"
     process = subprocess.Popen(
@@ -95,14 +88,7 @@ def test_sigkill_then_resume_equals_uninterrupted(
     assert process.returncode == -signal.SIGKILL
     assert not (resumed / "metrics.json").exists()
 
-    again = subprocess.run(
-        train_command(project, resumed, config_file),
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert again.returncode == 0, again.stderr[-3000:]
+    again = train(project, resumed, "--config", str(config_file))
     assert "Epoch 1/4" not in again.stdout and "Epoch 2/4" in again.stdout  # resumed
     history = (resumed / "history.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in history[1:]] == ["0", "1", "2", "3"]
@@ -126,17 +112,7 @@ def test_deterministic_runs_give_identical_weights(project_factory, tmp_path, lo
     weights = []
     for name in ("first", "second"):
         out = tmp_path / name
-        result = run_python(
-            "-m",
-            "proj",
-            "train",
-            "--config",
-            str(config),
-            "--output-dir",
-            str(out),
-            cwd=project,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
+        train(project, out, "--config", str(config))
         weights.append(final_weights(out))
     for a, b in zip(*weights, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -148,10 +124,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
 ):
     project = project_factory("proj", loop=loop)
     out = tmp_path / "run"
-    first = run_python(
-        "-m", "proj", "train", "--epochs", "1", "--output-dir", str(out), cwd=project
-    )
-    assert first.returncode == 0, first.stderr[-3000:]
+    train(project, out, "--epochs", "1")
     model_bytes = (out / "model.keras").read_bytes()
 
     diverge = tmp_path / "diverge.json"
