@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import run_python, train
@@ -102,3 +105,86 @@ def test_early_stopping_ends_training_and_keeps_the_best_weights(
     best = min(float(row.split(",")[-1]) for row in rows)  # val_loss is the last column
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["val_loss"] == pytest.approx(best, rel=1e-3)  # best weights restored
+
+
+# Runs the project's CLI in-process, under tfds mock data when the source is tfds.
+TRAIN_DRIVER = """
+import sys
+from proj.__main__ import main
+if sys.argv[1] == "tfds":
+    import tensorflow_datasets as tfds
+    with tfds.testing.mock_data(num_examples=128, policy=tfds.testing.MockPolicy.USE_CODE):
+        sys.exit(main(sys.argv[2:]))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _write_source_data(data: str, root: Path) -> None:
+    """Small learnable data for the npz and folder sources, under root/data."""
+    rng = np.random.default_rng(0)
+    prototypes = rng.uniform(0, 255, size=(10, 12, 12))
+    labels = np.arange(200) % 10
+    images = np.clip(prototypes[labels] + rng.normal(0, 25, (200, 12, 12)), 0, 255)
+    images = images.astype(np.uint8)
+    if data == "npz":
+        (root / "data").mkdir()
+        np.savez(root / "data" / "data.npz", x=images, y=labels)
+    elif data == "folder":
+        import zlib
+
+        for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+            folder = root / "data" / f"class_{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{index}.png").write_bytes(_png(image, zlib))
+
+
+def _png(image: np.ndarray, zlib) -> bytes:
+    """A grayscale PNG, written by hand so the test process needs no TensorFlow."""
+    import struct
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    height, width = image.shape
+    rows = b"".join(b"\x00" + image[row].tobytes() for row in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("data", ["sample", "tfds", "npz", "folder", "synthetic"])
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_every_loop_and_source_trains_and_the_loss_decreases(
+    project_factory, tmp_path, loop, data
+):
+    project = project_factory("proj", loop=loop, data=data, image_size=16)
+    _write_source_data(data, tmp_path)
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "--epochs",
+        "4",
+        "--steps-per-epoch",
+        "5",
+        "--batch-size",
+        "16",
+        "--output-dir",
+        str(out),
+    ]
+    result = run_python(
+        "-c", TRAIN_DRIVER, data, *argv, cwd=tmp_path, package_root=project
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with (out / "history.csv").open() as file:
+        losses = [float(row["loss"]) for row in csv.DictReader(file)]
+    assert len(losses) == 4
+    assert losses[-1] < losses[0], losses
