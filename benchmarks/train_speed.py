@@ -142,7 +142,8 @@ def main() -> None:
     print(f"\n{'ratio':<20}{'measured':>10}{'target':>10}")
     for name, (value, target) in checks.items():
         print(
-            f"{name:<20}{value:>10.2f}{'>= ' + str(target):>10}  {'ok' if value >= target else 'MISSED'}"
+            f"{name:<20}{value:>10.2f}{'>= ' + str(target):>10}  "
+            f"{'ok' if value >= target else 'MISSED'}"
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(

@@ -360,14 +360,20 @@ NPZ = {
     ),
     "P27-npz-label-outside-classes": (
         {"x": np.zeros((4, 8, 8), np.uint8), "y": np.array([0, 1, 2, 7])},
-        r"y in 'data/data.npz' holds values from 0 to 7; class indices must be integers in \[0, 2\]",
+        r"y in 'data/data.npz' holds values from 0 to 7; "
+        r"class indices must be integers in \[0, 2\]",
     ),
 }
 
 # Entries whose test needs real training; they live with the other training tests.
 ELSEWHERE = {
-    "P18-resume-from-another-architecture": "tests/test_reliability.py::test_resuming_from_another_architecture_is_refused",
-    "P19-loss-becomes-nan": "tests/test_reliability.py::test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint",
+    "P18-resume-from-another-architecture": (
+        "tests/test_reliability.py::test_resuming_from_another_architecture_is_refused"
+    ),
+    "P19-loss-becomes-nan": (
+        "tests/test_reliability.py::"
+        "test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint"
+    ),
 }
 
 
