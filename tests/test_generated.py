@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -188,3 +191,44 @@ def test_every_loop_and_source_trains_and_the_loss_decreases(
         losses = [float(row["loss"]) for row in csv.DictReader(file)]
     assert len(losses) == 4
     assert losses[-1] < losses[0], losses
+
+
+def test_installed_console_script_trains(project_factory, tmp_path):
+    """`pip install` gives a console script named after the package that trains."""
+    project = project_factory("my-digits")
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    assert (site / "my_digits" / "sample_data" / "digits.npz").is_file()  # package data
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [
+            str(site / "bin" / "my_digits"),
+            "train",
+            "--epochs",
+            "1",
+            "--output-dir",
+            str(out),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site), "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "val_accuracy:" in result.stdout and (out / "model.keras").is_file()
