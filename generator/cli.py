@@ -166,7 +166,7 @@ def new(
         spec = _changed(ProjectSpec(project_name=path.absolute().name), **given)
         if _interactive(defaults):
             spec = _prompt_missing(spec, given)
-        from generator.render import create_project
+        from generator.render import create_project  # copier loads only when needed
 
         create_project(spec.resolve(), path)
     except SpecError as error:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import copier
+import yaml
 
 from generator import store
 from generator.spec import ProjectSpec, SpecError, check_destination
@@ -71,8 +72,6 @@ def create_project(
 
 def recorded_answers(project: Path) -> dict[str, object]:
     """The answers in a project's .copier-answers.yml; SpecError if it is not a project."""
-    import yaml
-
     answers_file = project / ".copier-answers.yml"
     if not answers_file.is_file():
         raise SpecError(
