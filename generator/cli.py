@@ -196,7 +196,7 @@ def _prompt_missing(spec: ProjectSpec, given: dict[str, object]) -> ProjectSpec:
     for field, default in (
         ("image_size", spec.default_image_size()),
         ("channels", spec.default_channels()),
-        ("num_classes", 10),
+        ("num_classes", spec.resolve().num_classes),
     ):
         if field not in given:
             value = typer.prompt(field.replace("_", " "), default=default, type=int)

@@ -308,6 +308,9 @@ TASKS: dict[str, Choice] = {
     "multiclass": Choice(
         "multiclass", "one label per image: softmax, sparse cross-entropy, accuracy"
     ),
+    "binary": Choice(
+        "binary", "two classes: one sigmoid unit, binary cross-entropy, accuracy, AUC"
+    ),
 }
 
 LOOPS: dict[str, Choice] = {

@@ -100,7 +100,8 @@ class ProjectSpec:
             self,
             image_size=self.image_size or self.default_image_size(),
             channels=self.channels or self.default_channels(),
-            num_classes=self.num_classes or SAMPLE_CLASSES,
+            num_classes=self.num_classes
+            or (2 if self.task == "binary" else SAMPLE_CLASSES),
             epochs=self.epochs or SAMPLE_EPOCHS,
             learning_rate=self.learning_rate
             or (0.01 if self.optimizer == "sgd" else 0.001),
@@ -115,10 +116,19 @@ class ProjectSpec:
             raise SpecError(
                 f"--num-classes must be at least 2 for multiclass, got {spec.num_classes}"
             )
-        if spec.data == "sample" and spec.num_classes != SAMPLE_CLASSES:
+        if spec.task == "binary" and spec.num_classes != 2:
+            raise SpecError(
+                f"--num-classes {spec.num_classes} is not valid for binary: it is 2"
+            )
+        if spec.task == "binary" and spec.data == "tfds":
+            raise SpecError(
+                "--task binary does not work with --data tfds yet; use --data folder or npz"
+            )
+        sample_classes = 2 if spec.task == "binary" else SAMPLE_CLASSES
+        if spec.data == "sample" and spec.num_classes != sample_classes:
             raise SpecError(
                 f"--num-classes {spec.num_classes} does not match the sample data, "
-                f"which has {SAMPLE_CLASSES} classes; omit it or use --data tfds/synthetic"
+                f"which has {sample_classes} classes; omit it or use --data tfds/synthetic"
             )
         if spec.data == "tfds" and not re.fullmatch(
             r"[a-z0-9_]+(/[\w.-]+)?(:[\w.*]+)?", spec.tfds_name
@@ -153,7 +163,8 @@ class ProjectSpec:
 def param_count(spec: ProjectSpec) -> int:
     """Parameters of the generated model, known without building it."""
     arch = spec.architecture
-    size, channels, classes = spec.image_size, spec.channels, spec.num_classes
+    size, channels = spec.image_size, spec.channels
+    classes = 1 if spec.task == "binary" else spec.num_classes  # output units
     assert size and channels and classes  # resolved
     if arch.name == "simple_cnn":
         side = ((size - 2) // 2 - 2) // 2

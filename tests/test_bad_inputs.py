@@ -100,6 +100,15 @@ GENERATOR = {
     ),
 }
 
+GENERATOR["G33-binary-with-other-class-count"] = (
+    ["--task", "binary", "--data", "synthetic", "--num-classes", "3"],
+    r"--num-classes 3 is not valid for binary: it is 2",
+)
+GENERATOR["G34-binary-with-tfds"] = (
+    ["--task", "binary", "--data", "tfds"],
+    r"--task binary does not work with --data tfds yet; use --data folder or npz",
+)
+
 # id -> (project directory name, message pattern)
 PROJECT_NAMES = {
     "G21-name-starts-with-digit": (

@@ -47,6 +47,9 @@ SUITES = [
     dict(arch="simple_cnn", loop="fit", data="folder", image_size=32),
     dict(arch="simple_cnn", loop="custom", data="sample", augment=True),
     dict(arch="simple_cnn", loop="fit", data="npz"),
+    dict(arch="simple_cnn", loop="custom", data="sample", task="binary"),
+    dict(arch="mobilenet_v2", loop="fit", data="folder", task="binary", image_size=32),
+    dict(arch="mlp", loop="custom", data="npz", task="binary"),
     dict(arch="mlp", loop="custom", data="npz", num_classes=4),
     dict(arch="mobilenet_v3_small", loop="fit", data="synthetic", augment=True),
     dict(arch="efficientnet_b0", loop="custom", data="folder", image_size=32),
@@ -122,11 +125,11 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-def _write_source_data(data: str, root: Path) -> None:
+def _write_source_data(data: str, root: Path, classes: int) -> None:
     """Small learnable data for the npz and folder sources, under root/data."""
     rng = np.random.default_rng(0)
-    prototypes = rng.uniform(0, 255, size=(10, 12, 12))
-    labels = np.arange(200) % 10
+    prototypes = rng.uniform(0, 255, size=(classes, 12, 12))
+    labels = np.arange(200) % classes
     images = np.clip(prototypes[labels] + rng.normal(0, 25, (200, 12, 12)), 0, 255)
     images = images.astype(np.uint8)
     if data == "npz":
@@ -164,13 +167,24 @@ def _png(image: np.ndarray, zlib) -> bytes:
     )
 
 
-@pytest.mark.parametrize("data", ["sample", "tfds", "npz", "folder", "synthetic"])
+SOURCES = [
+    (task, data)
+    for task in ("multiclass", "binary")
+    for data in ("sample", "tfds", "npz", "folder", "synthetic")
+    if not (task == "binary" and data == "tfds")
+]
+
+
+@pytest.mark.parametrize("task, data", SOURCES, ids=["-".join(s) for s in SOURCES])
 @pytest.mark.parametrize("loop", ["fit", "custom"])
-def test_every_loop_and_source_trains_and_the_loss_decreases(
-    project_factory, tmp_path, loop, data
+def test_every_task_loop_and_source_trains_and_the_loss_decreases(
+    project_factory, tmp_path, loop, task, data
 ):
-    project = project_factory("proj", loop=loop, data=data, image_size=16)
-    _write_source_data(data, tmp_path)
+    classes = 2 if task == "binary" else 10
+    project = project_factory(
+        "proj", task=task, loop=loop, data=data, image_size=16, num_classes=classes
+    )
+    _write_source_data(data, tmp_path, classes)
     out = tmp_path / "run"
     argv = [
         "train",

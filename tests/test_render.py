@@ -188,6 +188,24 @@ def test_augmentation_appears_only_when_chosen(tmp_path, data, augment):
     assert ("rotation: float" in config) == augment
 
 
+BINARY = [
+    (loop, data)
+    for loop in registry.LOOPS
+    for data in registry.DATA_SOURCES
+    if data != "tfds"
+]
+
+
+@pytest.mark.parametrize("loop, data", BINARY, ids=["-".join(b) for b in BINARY])
+def test_binary_task_renders_clean(tmp_path, loop, data):
+    project = generate(tmp_path, "proj", task="binary", loop=loop, data=data)
+    assert_clean(project)
+    model = (project / "proj" / "model.py").read_text()
+    assert 'activation="sigmoid"' in model and "softmax" not in model
+    assert "BinaryCrossentropy" in model and "SparseCategorical" not in model
+    assert 'AUC(name="auc")' in model
+
+
 def test_copier_defaults_match_kgen_defaults():
     """Plain `copier copy` without kgen gives the same project as `kgen new --defaults`."""
     config = yaml.safe_load((REPO / "templates" / "copier.yml").read_text())
