@@ -80,8 +80,10 @@ def test_default_project_learns_the_sample_digits(project_factory, loop):
         "epoch",
         "accuracy",
         "loss",
+        "top5_accuracy",
         "val_accuracy",
         "val_loss",
+        "val_top5_accuracy",
     ]
     assert len(history) == 1 + 15  # header + the default 15 epochs
 
@@ -106,9 +108,10 @@ def test_early_stopping_ends_training_and_keeps_the_best_weights(
     )
     out = tmp_path / "run"
     train(project, out, "--config", str(config))
-    rows = (out / "history.csv").read_text().splitlines()[1:]
+    with (out / "history.csv").open() as file:
+        rows = list(csv.DictReader(file))
     assert 3 <= len(rows) < 15, rows
-    best = min(float(row.split(",")[-1]) for row in rows)  # val_loss is the last column
+    best = min(float(row["val_loss"]) for row in rows)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["val_loss"] == pytest.approx(best, rel=1e-3)  # best weights restored
 
