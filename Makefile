@@ -19,6 +19,7 @@ demo: install
 	rm -rf $(DEMO) && mkdir -p $(dir $(DEMO))
 	$(BIN)/kgen new $(DEMO) --defaults
 	cd $(DEMO) && TF_CPP_MIN_LOG_LEVEL=2 $(abspath $(BIN))/python -m my_digits train
+	@echo "project: $(DEMO)  outputs: $(DEMO)/runs/latest (model.keras, metrics.json, ...)"
 
 # The whole suite, slow (real training) tests included, on all cores.
 test: install
