@@ -111,14 +111,14 @@ def main() -> None:
                 seconds = timed(runners[name], args.steps)
                 rates[name].append(args.steps * cfg.data.batch_size / seconds)
 
-        one_batch = default_data.train.take(1).cache().repeat()
+        one_batch = default_data.train().take(1).cache().repeat()
         batch = default_cfg.data.batch_size
         pipeline = default_bench.images_per_second(
-            default_bench.pipeline_runner(default_data.train), args.steps, batch
+            default_bench.pipeline_runner(default_data.train()), args.steps, batch
         )
         step = default_bench.images_per_second(
             default_bench.train_runner(
-                default_cfg, distribute.make_strategy(), one_batch
+                default_cfg, distribute.make_strategy(), one_batch, args.steps
             ),
             args.steps,
             batch,

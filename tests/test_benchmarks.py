@@ -1,0 +1,44 @@
+"""The benchmark scripts run end to end (tiny sizes) and write their JSON; no timings are
+asserted here: the numbers are for reading, not for tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_kgen_new_benchmark(tmp_path):
+    out = tmp_path / "new.json"
+    result = run_benchmark("kgen_new.py", "--runs", "2", "--json", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert set(json.loads(out.read_text())) == {"defaults", "mobilenet_v2 custom tfds"}
+
+
+@pytest.mark.slow
+def test_train_speed_benchmark(tmp_path):
+    out = tmp_path / "speed.json"
+    result = run_benchmark(
+        "train_speed.py", "--rounds", "1", "--steps", "10", "--json", str(out)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["ratios"]) == {
+        "custom_vs_fit",
+        "custom_vs_eager",
+        "pipeline_vs_step",
+    }
+    assert "custom_vs_fit" in result.stdout
