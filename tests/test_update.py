@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import REPO, run_python
+from conftest import REPO, train
 from generator import cli
 from generator.render import create_project
 from generator.spec import ProjectSpec
@@ -79,22 +79,9 @@ def kgen(*args: str):
 
 
 def trains_a_step(project: Path) -> None:
-    result = run_python(
-        "-m",
-        "proj",
-        "train",
-        "--epochs",
-        "1",
-        "--steps-per-epoch",
-        "2",
-        "--batch-size",
-        "8",
-        "--output-dir",
-        str(project / "runs" / "check"),
-        cwd=project,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (project / "runs" / "check" / "model.keras").is_file()
+    out = project / "runs" / "check"
+    train(project, out, "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8")
+    assert (out / "model.keras").is_file()
 
 
 @pytest.mark.slow
