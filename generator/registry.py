@@ -304,13 +304,80 @@ class Choice:
     description: str
 
 
-TASKS: dict[str, Choice] = {
-    "multiclass": Choice(
-        "multiclass", "one label per image: softmax, sparse cross-entropy, accuracy"
+@dataclass(frozen=True)
+class TfdsDataset:
+    """A tensorflow-datasets default for one task: where its labels are and how it splits."""
+
+    name: str
+    channels: int
+    outputs: int  # classes, labels or targets
+    train_split: str = "train"
+    val_split: str = "test"
+    labels: str = "label"  # the label feature; for regression, comma-separated targets
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: its head, loss and metrics (`kgen list` shows the description) and the
+    defaults it brings: outputs per data source, its tfds dataset, the losses it allows."""
+
+    name: str
+    description: str
+    sample_outputs: int  # what the bundled digits give for this task
+    default_outputs: int  # for npz, folder and synthetic data
+    tfds: TfdsDataset
+    losses: tuple[str, ...]  # the first is the default
+
+
+TASKS: dict[str, Task] = {
+    "multiclass": Task(
+        "multiclass",
+        "one label per image: softmax, sparse cross-entropy, accuracy, top-5 (> 5 classes)",
+        sample_outputs=10,
+        default_outputs=10,
+        tfds=TfdsDataset("mnist", channels=1, outputs=10),
+        losses=("crossentropy",),
     ),
-    "binary": Choice(
-        "binary", "two classes: one sigmoid unit, binary cross-entropy, accuracy, AUC"
+    "binary": Task(
+        "binary",
+        "two classes: one sigmoid unit, binary cross-entropy, accuracy, AUC",
+        sample_outputs=2,
+        default_outputs=2,
+        tfds=TfdsDataset("horses_or_humans", channels=3, outputs=2),
+        losses=("crossentropy",),
     ),
+    "multilabel": Task(
+        "multilabel",
+        "any number of labels per image: sigmoid units, binary cross-entropy, binary "
+        "accuracy, AUC; per-label F1 at evaluation",
+        sample_outputs=4,
+        default_outputs=4,
+        tfds=TfdsDataset(
+            "voc/2007", channels=3, outputs=20, val_split="validation", labels="labels"
+        ),
+        losses=("crossentropy",),
+    ),
+    "regression": Task(
+        "regression",
+        "numeric targets: linear outputs, MSE or Huber loss, MAE, RMSE",
+        sample_outputs=1,
+        default_outputs=1,
+        tfds=TfdsDataset(
+            "dsprites",
+            channels=1,
+            outputs=2,
+            train_split="train[:90%]",
+            val_split="train[90%:]",
+            labels="value_x_position,value_y_position",
+        ),
+        losses=("mse", "huber"),
+    ),
+}
+
+LOSSES: dict[str, Choice] = {
+    "crossentropy": Choice("crossentropy", "cross-entropy (classification tasks)"),
+    "mse": Choice("mse", "mean squared error (regression)"),
+    "huber": Choice("huber", "Huber loss, robust to outliers (regression)"),
 }
 
 LOOPS: dict[str, Choice] = {

@@ -22,8 +22,7 @@ _RESERVED_PACKAGES = set(sys.stdlib_module_names) | {
 }
 _PROJECT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
-SAMPLE_CLASSES = 10  # the bundled digits
-SAMPLE_CHANNELS = 1
+SAMPLE_CHANNELS = 1  # the bundled digits
 SAMPLE_EPOCHS = 15  # enough for the default models to pass 0.90 validation accuracy
 
 
@@ -51,13 +50,15 @@ class ProjectSpec:
     epochs: int | None = None
     batch_size: int = 64
     learning_rate: float | None = None
-    tfds_name: str = "mnist"
+    tfds_name: str | None = None  # None: the task's default dataset
     strategy: str = "default"
     precision: str = "float32"
     jit_compile: bool = False
     optimizer: str = "adam"
     lr_schedule: str = "constant"
     augment: bool = False
+    loss: str | None = None  # None: the task's default loss
+    label_smoothing: float = 0.0
 
     @property
     def package_name(self) -> str:
@@ -74,16 +75,40 @@ class ProjectSpec:
             return max(arch.min_size, 32 if arch.is_application else arch.default_size)
         return arch.default_size
 
+    @property
+    def task_info(self) -> registry.Task:
+        return registry.lookup("task", registry.TASKS, self.task)
+
+    def tfds_dataset(self) -> registry.TfdsDataset:
+        """The task's default tfds dataset, or the named one with default splits."""
+        default = self.task_info.tfds
+        if self.tfds_name in (None, default.name):
+            return default
+        return registry.TfdsDataset(
+            self.tfds_name, channels=1, outputs=self.task_info.default_outputs,
+            labels=default.labels,
+        )
+
     def default_channels(self) -> int:
         if self.architecture.needs_rgb:
             return 3
-        return SAMPLE_CHANNELS if self.data in ("sample", "tfds") else 3  # folder: RGB
+        if self.data == "tfds":
+            return self.tfds_dataset().channels
+        return SAMPLE_CHANNELS if self.data == "sample" else 3  # folder: RGB
+
+    def default_outputs(self) -> int:
+        """Classes (multiclass, binary), labels (multilabel) or targets (regression)."""
+        if self.data == "sample":
+            return self.task_info.sample_outputs
+        if self.data == "tfds":
+            return self.tfds_dataset().outputs
+        return self.task_info.default_outputs
 
     def resolve(self) -> ProjectSpec:
         """Validate every option and fill in the defaults; raise SpecError on bad input."""
         _check_project_name(self.project_name)
         arch = _lookup("architecture", registry.ARCHITECTURES, self.arch)
-        _lookup("task", registry.TASKS, self.task)
+        task = _lookup("task", registry.TASKS, self.task)
         _lookup("loop", registry.LOOPS, self.loop)
         _lookup("data source", registry.DATA_SOURCES, self.data)
         _lookup("strategy", registry.STRATEGIES, self.strategy)
@@ -96,12 +121,19 @@ class ProjectSpec:
                 "under MultiWorkerMirroredStrategy (keras-team/keras#20585)"
             )
 
+        loss = self.loss or task.losses[0]
+        if loss not in task.losses:
+            _lookup("loss", registry.LOSSES, loss)
+            raise SpecError(
+                f"--loss {loss} is not valid for {task.name}: use {' or '.join(task.losses)}"
+            )
         spec = replace(
             self,
             image_size=self.image_size or self.default_image_size(),
             channels=self.channels or self.default_channels(),
-            num_classes=self.num_classes
-            or (2 if self.task == "binary" else SAMPLE_CLASSES),
+            num_classes=self.num_classes or self.default_outputs(),
+            tfds_name=self.tfds_dataset().name,
+            loss=loss,
             epochs=self.epochs or SAMPLE_EPOCHS,
             learning_rate=self.learning_rate
             or (0.01 if self.optimizer == "sgd" else 0.001),
@@ -112,23 +144,20 @@ class ProjectSpec:
         _check_positive("--batch-size", spec.batch_size)
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise SpecError(f"--learning-rate must be > 0, got {self.learning_rate}")
-        if spec.num_classes < 2:
+        _check_outputs(spec.task, spec.num_classes)
+        if spec.data == "sample" and spec.num_classes != task.sample_outputs:
             raise SpecError(
-                f"--num-classes must be at least 2 for multiclass, got {spec.num_classes}"
+                f"--num-classes {spec.num_classes} does not match the sample data, which "
+                f"has {task.sample_outputs} {_OUTPUTS[spec.task]} for {spec.task}; omit it "
+                "or use --data tfds/synthetic"
             )
-        if spec.task == "binary" and spec.num_classes != 2:
+        if not 0 <= spec.label_smoothing < 1:
             raise SpecError(
-                f"--num-classes {spec.num_classes} is not valid for binary: it is 2"
+                f"--label-smoothing must be in [0, 1), got {spec.label_smoothing}"
             )
-        if spec.task == "binary" and spec.data == "tfds":
+        if spec.label_smoothing and spec.task == "regression":
             raise SpecError(
-                "--task binary does not work with --data tfds yet; use --data folder or npz"
-            )
-        sample_classes = 2 if spec.task == "binary" else SAMPLE_CLASSES
-        if spec.data == "sample" and spec.num_classes != sample_classes:
-            raise SpecError(
-                f"--num-classes {spec.num_classes} does not match the sample data, "
-                f"which has {sample_classes} classes; omit it or use --data tfds/synthetic"
+                "--label-smoothing applies to classification tasks, not regression"
             )
         if spec.data == "tfds" and not re.fullmatch(
             r"[a-z0-9_]+(/[\w.-]+)?(:[\w.*]+)?", spec.tfds_name
@@ -148,7 +177,14 @@ class ProjectSpec:
         spec = self.resolve()
         arch = spec.architecture
         answers = asdict(spec)
-        if spec.data != "tfds":
+        if spec.data == "tfds":
+            tfds = spec.tfds_dataset()
+            answers.update(
+                tfds_train_split=tfds.train_split,
+                tfds_val_split=tfds.val_split,
+                tfds_labels=tfds.labels,
+            )
+        else:
             del answers["tfds_name"]
         answers.update(
             package_name=spec.package_name,
@@ -173,6 +209,31 @@ def param_count(spec: ProjectSpec) -> int:
     if arch.name == "mlp":
         return (size * size * channels + 1) * 128 + (128 + 1) * classes
     return arch.backbone_params + (arch.features + 1) * classes
+
+
+# What --num-classes counts for each task, and its smallest valid value.
+_OUTPUTS = {
+    "multiclass": "classes",
+    "binary": "classes",
+    "multilabel": "labels",
+    "regression": "targets",
+}
+
+
+def _check_outputs(task: str, outputs: int) -> None:
+    if task == "binary" and outputs != 2:
+        raise SpecError(f"--num-classes {outputs} is not valid for binary: it is 2")
+    if task == "multiclass" and outputs < 2:
+        raise SpecError(
+            f"--num-classes must be at least 2 for multiclass, got {outputs}"
+        )
+    if task == "multilabel" and outputs < 2:
+        raise SpecError(
+            f"--num-classes must be at least 2 labels for multilabel, got {outputs} "
+            "(one label is --task binary)"
+        )
+    if outputs < 1:
+        raise SpecError(f"--num-classes must be at least 1 target, got {outputs}")
 
 
 def _lookup(kind: str, table: dict, name: str):
