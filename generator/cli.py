@@ -47,7 +47,11 @@ Channels = Annotated[
     int | None, typer.Option(help="Model input channels, 1 or 3 [default: per arch].")
 ]
 NumClasses = Annotated[
-    int | None, typer.Option(help="Number of classes [default: 10].")
+    int | None,
+    typer.Option(
+        help="Classes (multiclass, binary), labels (multilabel) or targets (regression) "
+        "[default: per task and data]."
+    ),
 ]
 Epochs = Annotated[
     int | None, typer.Option(help="Default training epochs [default: 15].")
@@ -61,7 +65,22 @@ LearningRate = Annotated[
 ]
 TfdsName = Annotated[
     str | None,
-    typer.Option(help="tensorflow-datasets name, with --data tfds [default: mnist]."),
+    typer.Option(
+        help="tensorflow-datasets name, with --data tfds [default: per task: "
+        + ", ".join(f"{t.name} {t.tfds.name}" for t in registry.TASKS.values())
+        + "]."
+    ),
+]
+Loss = Annotated[
+    str | None,
+    typer.Option(
+        help="Loss: crossentropy (classification); mse or huber (regression) "
+        "[default: crossentropy; regression: mse]."
+    ),
+]
+LabelSmoothing = Annotated[
+    float | None,
+    typer.Option(help="Label smoothing of the classification loss [default: 0]."),
 ]
 
 Strategy = Annotated[
@@ -153,6 +172,8 @@ def new(
     optimizer: Optimizer = None,
     lr_schedule: LrSchedule = None,
     augment: Augment = None,
+    loss: Loss = None,
+    label_smoothing: LabelSmoothing = None,
     defaults: Annotated[
         bool,
         typer.Option(
@@ -199,7 +220,13 @@ def _prompt_missing(spec: ProjectSpec, given: dict[str, object]) -> ProjectSpec:
         ("num_classes", spec.resolve().num_classes),
     ):
         if field not in given:
-            value = typer.prompt(field.replace("_", " "), default=default, type=int)
+            label = field.replace("_", " ")
+            if field == "num_classes" and spec.task != "multiclass":
+                label = {"binary": "classes", "multilabel": "labels"}.get(
+                    spec.task, "targets"
+                )
+                label = f"number of {label}"
+            value = typer.prompt(label, default=default, type=int)
             spec = _changed(spec, **{field: value})
     return spec
 
@@ -230,12 +257,15 @@ def update(
     optimizer: Optimizer = None,
     lr_schedule: LrSchedule = None,
     augment: Augment = None,
+    loss: Loss = None,
+    label_smoothing: LabelSmoothing = None,
 ) -> None:
     """Merge template improvements (and changed answers) into the project at PATH.
 
     A 3-way merge: your edits are kept where they don't collide with the template's;
     collisions are left as inline conflict markers, listed, and the exit code is 1.
-    Changing --arch or --data re-derives image size and channels unless you give them.
+    Changing --arch, --data or --task re-derives image size and channels (and --data or
+    --task the number of outputs; --task the loss and tfds dataset) unless you give them.
     """
     changes = _answer_options(locals())
     from generator.render import recorded_answers, update_project
@@ -244,10 +274,12 @@ def update(
         answers = recorded_answers(path)
         known = _SPEC_OPTIONS | {"project_name"}
         spec = ProjectSpec(**{k: v for k, v in answers.items() if k in known})
-        if "arch" in changes or "data" in changes:
+        if changes.keys() & {"arch", "data", "task"}:
             rederived = {"image_size": None, "channels": None}
-            if "data" in changes:
+            if changes.keys() & {"data", "task"}:
                 rederived["num_classes"] = None
+            if "task" in changes:
+                rederived.update(loss=None, tfds_name=None)
             changes = {**rederived, **changes}
         spec = _changed(spec, **changes)
         conflicts = update_project(path, spec, to=to)

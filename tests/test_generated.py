@@ -53,6 +53,15 @@ SUITES = [
     dict(arch="mlp", loop="custom", data="npz", num_classes=4),
     dict(arch="mobilenet_v3_small", loop="fit", data="synthetic", augment=True),
     dict(arch="efficientnet_b0", loop="custom", data="folder", image_size=32),
+    dict(arch="simple_cnn", loop="fit", data="tfds", task="binary"),
+    dict(arch="simple_cnn", loop="fit", data="sample", task="multilabel"),
+    dict(arch="simple_cnn", loop="custom", data="tfds", task="multilabel"),
+    dict(arch="mobilenet_v3_small", loop="custom", data="npz", task="multilabel"),
+    dict(arch="simple_cnn", loop="custom", data="sample", task="regression"),
+    dict(arch="simple_cnn", loop="fit", data="tfds", task="regression"),
+    dict(arch="mlp", loop="custom", data="folder", task="regression", loss="huber"),
+    dict(arch="simple_cnn", loop="fit", data="npz", label_smoothing=0.1),
+    dict(arch="mlp", loop="custom", data="synthetic", task="multilabel", label_smoothing=0.1),
 ]
 
 
@@ -86,6 +95,27 @@ def test_default_project_learns_the_sample_digits(project_factory, loop):
         "val_top5_accuracy",
     ]
     assert len(history) == 1 + 15  # header + the default 15 epochs
+
+
+@pytest.mark.parametrize(
+    "task, loop, metric, bound",
+    [
+        ("binary", "custom", "val_accuracy", 0.90),
+        ("multilabel", "fit", "val_binary_accuracy", 0.90),
+        ("multilabel", "custom", "val_auc", 0.95),
+        ("regression", "fit", "val_mae", -1.8),  # predicting the mean digit: MAE 2.5
+    ],
+)
+def test_every_task_learns_the_bundled_sample(project_factory, task, loop, metric, bound):
+    """The default epochs on the sample digits; a negative bound is an upper bound."""
+    project = project_factory("proj", task=task, loop=loop)
+    result = run_python("-m", "proj", "train", cwd=project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((project / "runs" / "latest" / "metrics.json").read_text())
+    if bound >= 0:
+        assert metrics[metric] >= bound, metrics
+    else:
+        assert metrics[metric] <= -bound, metrics
 
 
 @pytest.mark.parametrize("loop", ["fit", "custom"])
@@ -128,23 +158,40 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-def _write_source_data(data: str, root: Path, classes: int) -> None:
-    """Small learnable data for the npz and folder sources, under root/data."""
+def _write_source_data(data: str, root: Path, task: str, outputs: int) -> None:
+    """Small learnable data for the npz and folder sources, under root/data: one pattern
+    per class; or, for multilabel and regression, patterns weighted by the labels/targets."""
     rng = np.random.default_rng(0)
-    prototypes = rng.uniform(0, 255, size=(classes, 12, 12))
-    labels = np.arange(200) % classes
-    images = np.clip(prototypes[labels] + rng.normal(0, 25, (200, 12, 12)), 0, 255)
-    images = images.astype(np.uint8)
+    if task in ("multiclass", "binary"):
+        prototypes = rng.uniform(0, 255, size=(outputs, 12, 12))
+        labels = np.arange(200) % outputs
+        images = prototypes[labels] + rng.normal(0, 25, (200, 12, 12))
+    else:
+        labels = (
+            rng.integers(0, 2, size=(200, outputs))
+            if task == "multilabel"
+            else rng.uniform(0, 1, size=(200, outputs)).round(4)
+        )
+        patterns = rng.normal(0, 60, size=(outputs, 12, 12))
+        images = 128 + np.tensordot(labels, patterns, axes=1) + rng.normal(0, 20, (200, 12, 12))
+    images = np.clip(images, 0, 255).astype(np.uint8)
+    (root / "data").mkdir()
     if data == "npz":
-        (root / "data").mkdir()
         np.savez(root / "data" / "data.npz", x=images, y=labels)
     elif data == "folder":
         import zlib
 
+        rows = ["filename," + ",".join(f"column_{index}" for index in range(outputs))]
         for index, (image, label) in enumerate(zip(images, labels, strict=True)):
-            folder = root / "data" / f"class_{label}"
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{index}.png").write_bytes(_png(image, zlib))
+            if task in ("multiclass", "binary"):
+                name = f"class_{label}/{index}.png"
+            else:
+                name = f"{index}.png"
+                rows.append(",".join([name, *map(str, label)]))
+            (root / "data" / name).parent.mkdir(exist_ok=True)
+            (root / "data" / name).write_bytes(_png(image, zlib))
+        if task in ("multilabel", "regression"):
+            (root / "data" / "labels.csv").write_text("\n".join(rows) + "\n")
 
 
 def _png(image: np.ndarray, zlib) -> bytes:
@@ -172,10 +219,11 @@ def _png(image: np.ndarray, zlib) -> bytes:
 
 SOURCES = [
     (task, data)
-    for task in ("multiclass", "binary")
+    for task in ("multiclass", "binary", "multilabel", "regression")
     for data in ("sample", "tfds", "npz", "folder", "synthetic")
-    if not (task == "binary" and data == "tfds")
 ]
+# Classes, labels or targets per task; tfds uses each task's default dataset.
+OUTPUTS = {"multiclass": 10, "binary": 2, "multilabel": 4, "regression": 2}
 
 
 @pytest.mark.parametrize("task, data", SOURCES, ids=["-".join(s) for s in SOURCES])
@@ -183,11 +231,13 @@ SOURCES = [
 def test_every_task_loop_and_source_trains_and_the_loss_decreases(
     project_factory, tmp_path, loop, task, data
 ):
-    classes = 2 if task == "binary" else 10
+    outputs = OUTPUTS[task]
+    if data in ("sample", "tfds"):
+        outputs = None  # what the data has
     project = project_factory(
-        "proj", task=task, loop=loop, data=data, image_size=16, num_classes=classes
+        "proj", task=task, loop=loop, data=data, image_size=16, num_classes=outputs
     )
-    _write_source_data(data, tmp_path, classes)
+    _write_source_data(data, tmp_path, task, OUTPUTS[task])
     out = tmp_path / "run"
     argv = [
         "train",

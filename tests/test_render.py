@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jinja2
 import pytest
 import yaml
 
@@ -59,7 +60,10 @@ def project_files(project: Path) -> set[str]:
 
 
 def assert_clean(project: Path) -> None:
-    """No template syntax left, black would change nothing, ruff passes, all compiles."""
+    """No template syntax left, black would change nothing, ruff passes, all compiles.
+
+    `project` may also be a directory of projects: ruff reads each one's own config.
+    """
     for path in project.rglob("*"):
         if path.is_file() and path.suffix in {".py", ".md", ".toml", ".yml", ".cfg"}:
             text = path.read_text()
@@ -97,19 +101,119 @@ def test_combination_renders_clean(tmp_path, arch, loop, data):
 
 
 @pytest.mark.parametrize("arch", registry.ARCHITECTURES)
-def test_every_architecture_renders_clean(tmp_path, arch):
-    project = generate(tmp_path, "proj", arch=arch, loop="custom")
-    assert_clean(project)
+def test_every_architecture_task_and_loop_renders_clean(tmp_path, arch):
+    """The full architecture x task x loop matrix: clean, compiling, the right head."""
     info = registry.ARCHITECTURES[arch]
+    for task, loop in itertools.product(registry.TASKS, registry.LOOPS):
+        parent = tmp_path / f"{task}-{loop}"
+        parent.mkdir()
+        project = generate(parent, "proj", arch=arch, task=task, loop=loop)
+        model = (project / "proj" / "model.py").read_text()
+        assert HEADS[task] in model, (task, loop)
+        if info.is_application:
+            assert f"keras.applications.{info.keras_class}(" in model
+            assert "weights=None" in model and "include_top=False" in model
+        data_py = (project / "proj" / "data.py").read_text()
+        assert ("preprocess_input" in data_py) == (
+            info.preprocessing == registry.PREPROCESS_INPUT
+        )
+        assert ("/ 255.0" in data_py) == (info.preprocessing == registry.RESCALE)
+    assert_clean(tmp_path)
+
+
+# The output layer of each task's head, as it appears in model.py.
+HEADS = {
+    "multiclass": 'num_classes, activation="softmax", dtype="float32"',
+    "binary": '1, activation="sigmoid", dtype="float32"',
+    "multilabel": 'num_classes, activation="sigmoid", dtype="float32"',
+    "regression": 'keras.layers.Dense(num_targets, dtype="float32", name="values")',
+}
+LOSSES = {
+    "multiclass": "keras.losses.SparseCategoricalCrossentropy(",
+    "binary": "keras.losses.BinaryCrossentropy(",
+    "multilabel": "keras.losses.BinaryCrossentropy(",
+    "regression": "keras.losses.MeanSquaredError(",
+}
+METRICS = {
+    "multiclass": ['SparseCategoricalAccuracy(name="accuracy")'],
+    "binary": ['BinaryAccuracy(name="accuracy")', 'AUC(name="auc")'],
+    "multilabel": ['BinaryAccuracy(name="binary_accuracy")', 'AUC(name="auc")'],
+    "regression": ['MeanAbsoluteError(name="mae")', 'RootMeanSquaredError(name="rmse")'],
+}
+EVALUATION = {
+    "multiclass": "per_class.csv",
+    "binary": "per_class.csv",
+    "multilabel": "per_label.csv",
+    "regression": "per_target.csv",
+}
+TASK_SOURCES = list(itertools.product(registry.TASKS, registry.LOOPS, registry.DATA_SOURCES))
+
+
+@pytest.mark.parametrize(
+    "task, loop, data", TASK_SOURCES, ids=["-".join(t) for t in TASK_SOURCES]
+)
+def test_every_task_loop_and_source_renders_clean(tmp_path, task, loop, data):
+    project = generate(tmp_path, "proj", task=task, loop=loop, data=data)
+    assert project_files(project) == expected_files("proj", data)
+    assert_clean(project)
     model = (project / "proj" / "model.py").read_text()
-    if info.is_application:
-        assert f"keras.applications.{info.keras_class}(" in model
-        assert "weights=None" in model and "include_top=False" in model
+    assert HEADS[task] in model
+    for other, head in HEADS.items():
+        assert (head in model) == (other == task), other  # only the chosen head
+    assert LOSSES[task] in model
+    for metric in METRICS[task]:
+        assert metric in model
+    evaluate = (project / "proj" / "evaluate.py").read_text()
+    for name in set(EVALUATION.values()):
+        assert (name in evaluate) == (name == EVALUATION[task]), name
+    assert ("confusion_matrix" in evaluate) == (task in ("multiclass", "binary"))
+    names = "target_names" if task == "regression" else "class_names"
+    assert f'"{names}.json"' in (project / "proj" / "train.py").read_text()
     data_py = (project / "proj" / "data.py").read_text()
-    assert ("preprocess_input" in data_py) == (
-        info.preprocessing == registry.PREPROCESS_INPUT
+    assert ("labels.csv" in data_py) == (
+        data == "folder" and task in ("multilabel", "regression")
     )
-    assert ("/ 255.0" in data_py) == (info.preprocessing == registry.RESCALE)
+
+
+@pytest.mark.parametrize(
+    "task, options, expected, absent",
+    [
+        (
+            "multiclass",
+            dict(label_smoothing=0.1),
+            ["label_smoothing: float = 0.1", "SparseCrossentropyWithSmoothing("],
+            ["SparseCategoricalCrossentropy("],
+        ),
+        (
+            "multilabel",
+            dict(label_smoothing=0.05),
+            ["label_smoothing: float = 0.05", "label_smoothing=cfg.label_smoothing"],
+            ["SparseCrossentropyWithSmoothing"],
+        ),
+        (
+            "regression",
+            dict(loss="huber"),
+            ["huber_delta: float = 1.0", "keras.losses.Huber(delta=cfg.huber_delta"],
+            ["keras.losses.MeanSquaredError(", "label_smoothing"],
+        ),
+        (
+            "multiclass",
+            {},
+            ["SparseCategoricalCrossentropy("],
+            ["label_smoothing", "huber", "ModelConfig, TrainConfig"],
+        ),
+    ],
+)
+def test_loss_options_appear_only_when_chosen(tmp_path, task, options, expected, absent):
+    project = generate(tmp_path, "proj", task=task, loop="custom", **options)
+    assert_clean(project)
+    code = "".join(
+        (project / "proj" / name).read_text() for name in ("config.py", "model.py")
+    )
+    for text in expected:
+        assert text in code, text
+    for text in absent:
+        assert text not in code, text
 
 
 RUNTIME = [
@@ -188,32 +292,20 @@ def test_augmentation_appears_only_when_chosen(tmp_path, data, augment):
     assert ("rotation: float" in config) == augment
 
 
-BINARY = [
-    (loop, data)
-    for loop in registry.LOOPS
-    for data in registry.DATA_SOURCES
-    if data != "tfds"
-]
-
-
-@pytest.mark.parametrize("loop, data", BINARY, ids=["-".join(b) for b in BINARY])
-def test_binary_task_renders_clean(tmp_path, loop, data):
-    project = generate(tmp_path, "proj", task="binary", loop=loop, data=data)
-    assert_clean(project)
-    model = (project / "proj" / "model.py").read_text()
-    assert 'activation="sigmoid"' in model and "softmax" not in model
-    assert "BinaryCrossentropy" in model and "SparseCategorical" not in model
-    assert 'AUC(name="auc")' in model
-
-
 def test_copier_defaults_match_kgen_defaults():
-    """Plain `copier copy` without kgen gives the same project as `kgen new --defaults`."""
+    """Plain `copier copy` without kgen gives the same project as `kgen new --defaults`;
+    defaults that depend on the task or data source (Jinja in copier.yml) agree for all."""
     config = yaml.safe_load((REPO / "templates" / "copier.yml").read_text())
-    answers = ProjectSpec(project_name="my-digits").answers()
-    for key, value in answers.items():
-        if key in ("project_name", "package_name"):
-            continue
-        assert config[key]["default"] == value, key
+    for task, data in itertools.product(registry.TASKS, registry.DATA_SOURCES):
+        answers = ProjectSpec(project_name="my-digits", task=task, data=data).answers()
+        everything = (task, data) == ("multiclass", "sample")
+        for key, value in answers.items():
+            default = config[key].get("default")
+            if isinstance(default, str) and "{{" in default:
+                default = jinja2.Template(default).render(**answers)
+            elif not everything or key in ("project_name", "package_name"):
+                continue
+            assert default == value, (task, data, key)
 
 
 def test_black_check_agrees_with_in_process_formatting(tmp_path):
