@@ -104,9 +104,26 @@ GENERATOR["G33-binary-with-other-class-count"] = (
     ["--task", "binary", "--data", "synthetic", "--num-classes", "3"],
     r"--num-classes 3 is not valid for binary: it is 2",
 )
-GENERATOR["G34-binary-with-tfds"] = (
-    ["--task", "binary", "--data", "tfds"],
-    r"--task binary does not work with --data tfds yet; use --data folder or npz",
+GENERATOR["G34-loss-not-for-task"] = (
+    ["--loss", "huber"],
+    r"--loss huber is not valid for multiclass: use crossentropy",
+)
+GENERATOR["G35-unknown-loss"] = (
+    ["--task", "regression", "--loss", "msa"],
+    r"unknown loss 'msa' \(did you mean 'mse'\?\); valid: crossentropy, mse, huber",
+)
+GENERATOR["G36-label-smoothing-for-regression"] = (
+    ["--task", "regression", "--label-smoothing", "0.1"],
+    r"--label-smoothing applies to classification tasks, not regression",
+)
+GENERATOR["G37-label-smoothing-out-of-range"] = (
+    ["--label-smoothing", "1.5"],
+    r"--label-smoothing must be in \[0, 1\), got 1.5",
+)
+GENERATOR["G38-multilabel-with-one-label"] = (
+    ["--task", "multilabel", "--data", "synthetic", "--num-classes", "1"],
+    r"--num-classes must be at least 2 labels for multilabel, got 1 "
+    r"\(one label is --task binary\)",
 )
 
 # id -> (project directory name, message pattern)
@@ -361,7 +378,7 @@ NPZ = {
     ),
     "P25-npz-lengths-differ": (
         {"x": np.zeros((4, 8, 8), np.uint8), "y": np.zeros(3, np.int64)},
-        r"y in 'data/data.npz' has shape \(3,\); expected \[4\], one class index per image",
+        r"y in 'data/data.npz' has shape \(3,\); expected 4 rows, one per image",
     ),
     "P26-npz-wrong-rank": (
         {"x": np.zeros((4, 64), np.uint8), "y": np.zeros(4, np.int64)},
@@ -371,6 +388,42 @@ NPZ = {
         {"x": np.zeros((4, 8, 8), np.uint8), "y": np.array([0, 1, 2, 7])},
         r"y in 'data/data.npz' holds values from 0 to 7; "
         r"class indices must be integers in \[0, 2\]",
+    ),
+}
+
+# Entries for the other tasks' data: id -> (kgen options, files under the working
+# directory: bytes, text, or arrays for an .npz; message pattern).
+REGRESSION_FOLDER = dict(task="regression", data="folder")
+TASK_DATA = {
+    "P28-labels-csv-missing": (
+        REGRESSION_FOLDER,
+        {"data/a.png": PNG},
+        r"'data/labels.csv' does not exist; it should list filename,<target names...>",
+    ),
+    "P29-labels-csv-names-a-missing-image": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "filename,size\nb.png,1.5\n", "data/a.png": PNG},
+        r"'data/labels.csv' line 2: no image 'b.png'",
+    ),
+    "P30-labels-csv-value-not-a-number": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "filename,size\na.png,big\n", "data/a.png": PNG},
+        r"'data/labels.csv' line 2: big are not all numbers",
+    ),
+    "P31-multilabel-value-not-0-or-1": (
+        dict(task="multilabel", data="npz", num_classes=2),
+        {
+            "data/data.npz": {
+                "x": np.zeros((4, 8, 8), np.uint8),
+                "y": np.array([[0, 1], [1, 0], [2, 0], [0, 0]]),
+            }
+        },
+        r"y in 'data/data.npz' holds values other than 0 and 1",
+    ),
+    "P32-binary-folder-with-three-classes": (
+        dict(task="binary", data="folder"),
+        {"data/a/1.png": PNG, "data/b/1.png": PNG, "data/c/1.png": PNG},
+        r"the data has 3 classes \(a, b, c\); a binary task needs 2",
     ),
 }
 
@@ -473,6 +526,27 @@ def test_npz_source(npz_project, tmp_path, entry):
     assert not out.exists() or not (out / "config.json").exists()
 
 
+@pytest.mark.parametrize("entry", TASK_DATA)
+def test_task_data(tmp_path_factory, tmp_path, entry):
+    options, files, pattern = TASK_DATA[entry]
+    project = generate(tmp_path_factory.mktemp("bad-task-data"), "proj", **options)
+    for name, content in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, dict):
+            np.savez(path, **content)
+        elif isinstance(content, str):
+            path.write_text(content)
+        else:
+            path.write_bytes(content)
+    out = tmp_path / "out"
+    result = run_python(
+        "-m", "proj", "train", "--output-dir", str(out), cwd=tmp_path, package_root=project
+    )
+    assert_project_refused(result, pattern)
+    assert not out.exists() or not (out / "config.json").exists()
+
+
 def test_catalogue_document_lists_exactly_the_tested_entries():
     document = (REPO / "docs" / "bad-inputs.md").read_text()
     documented = set(
@@ -484,6 +558,7 @@ def test_catalogue_document_lists_exactly_the_tested_entries():
         if re.match(r"test_G\d\d_", name)
     }
     tested = set(GENERATOR) | set(PROJECT_NAMES) | set(PROJECT) | set(FOLDER) | set(NPZ)
+    tested |= set(TASK_DATA)
     tested |= set(ELSEWHERE)
     tested |= {entry for entry in documented if entry.split("-", 1)[0] in inline}
     assert documented == tested
