@@ -125,6 +125,25 @@ def test_answer_change_switches_the_loop(project):
     trains_a_step(project)
 
 
+@pytest.mark.slow
+def test_answer_change_of_task_rederives_outputs_and_loss(project):
+    result = kgen("update", str(project), "--to", "v2", "--task", "regression")
+    assert result.exit_code == 0, result.output
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert (answers["task"], answers["num_classes"], answers["loss"]) == (
+        "regression",
+        1,
+        "mse",
+    )
+    model = (project / "proj" / "model.py").read_text()
+    assert "keras.losses.MeanSquaredError(" in model and "softmax" not in model
+    assert "# user: saved before the rename" in (project / "proj" / "train.py").read_text()
+    trains_a_step(project)
+    assert (project / "runs" / "check" / "target_names.json").read_text().strip() == (
+        '[\n  "digit"\n]'
+    )
+
+
 def test_answer_change_of_arch_rederives_sizes(project):
     result = kgen("update", str(project), "--to", "v2", "--arch", "mobilenet_v2")
     assert result.exit_code == 0, result.output
