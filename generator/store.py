@@ -7,20 +7,38 @@ the store (only when the content changed) and tags the first commit of each kgen
 `v<version>`. Projects record the store as `_src_path`; `kgen update` finds both the old
 and the new version there. The store is `$KGEN_HOME/template` (default
 `~/.local/share/kgen/template`).
+
+Syncing costs several git processes, so a sync leaves a stamp in the store's `.git`: the
+installed template's content digest, the kgen version, the state of the store's refs and
+what copier would record for HEAD. While all of those still hold, `sync` runs no git at all.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import os
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from generator import __version__
 from generator.spec import SpecError
+
+_STAMP = "kgen-sync.json"  # in the store's .git directory
+
+
+@dataclass(frozen=True)
+class Head:
+    """The store's HEAD as copier would record it after cloning the store."""
+
+    commit: str  # `git describe --tags --always`: copier's `_commit`
+    sha: str  # the full commit hash
 
 
 def store_dir() -> Path:
@@ -56,10 +74,18 @@ def sync(template: Path, store: Path | None = None, version: str = __version__) 
     """Commit `template` into the store if its content is new; tag v<version>; return store.
 
     The template directory is staged through a private index, so an unchanged template
-    costs no copying. Call it inside `locked(store)` and keep the lock while copier reads
-    the store, so a concurrent kgen never sees its work tree half-written.
+    costs no copying, and a stamp (see the module docstring) skips git altogether when
+    nothing changed since the last sync. Call it inside `locked(store)` and keep the lock
+    while copier reads the store, so a concurrent kgen never sees its work tree
+    half-written. Afterwards the store's work tree is a clean checkout of HEAD.
     """
     store = store or store_dir()
+    digest = tree_digest(template, implied_dirs=True)
+    stamp = _read_stamp(store)
+    if stamp.get("key") == _stamp_key(store, digest, version) and (
+        stamp.get("checkout") is False or tree_digest(store, dirs=True) == digest
+    ):
+        return store
     with tempfile.TemporaryDirectory() as scratch:
         if not (store / ".git").is_dir():
             store.mkdir(parents=True, exist_ok=True)
@@ -74,19 +100,99 @@ def sync(template: Path, store: Path | None = None, version: str = __version__) 
             if parent
             else ""
         )
+        sha = parent
         if tree != current:
             parents = ["-p", parent] if parent else []
             message = f"kgen {version} template"
-            commit = git(
+            sha = git(
                 store, "commit-tree", tree, *parents, "-m", message
             ).stdout.strip()
-            git(store, "update-ref", "refs/heads/main", commit)
-            git(store, "reset", "--hard", "--quiet")  # copier reads the work tree
-            git(store, "clean", "-fdxq")
+            git(store, "update-ref", "refs/heads/main", sha)
+        # copier reads the work tree: make it HEAD's checkout even when the template was
+        # already committed, in case something else touched it.
+        git(store, "reset", "--hard", "--quiet")
+        git(store, "clean", "-fdxq")
         tag = f"v{version}"
         if not git(store, "tag", "--list", tag).stdout.strip():
             git(store, "tag", tag)
+        commit = git(store, "describe", "--tags", "--always").stdout.strip()
+    stamp = {
+        "key": _stamp_key(store, digest, version),
+        "commit": commit,
+        "sha": sha,
+        # False if git cannot mirror the template (e.g. a nested repository): then
+        # `head` says so and kgen renders from a clone, as copier does.
+        "checkout": tree_digest(store, dirs=True) == digest,
+    }
+    (store / ".git" / _STAMP).write_text(json.dumps(stamp) + "\n")
     return store
+
+
+def head(store: Path) -> Head | None:
+    """What copier would record for the store's HEAD after cloning it, as of the last
+    `sync`; None unless the store's work tree is a checkout of the synced template."""
+    stamp = _read_stamp(store)
+    if not stamp.get("checkout"):
+        return None
+    return Head(stamp["commit"], stamp["sha"])
+
+
+def tree_digest(root: Path, *, dirs: bool = False, implied_dirs: bool = False) -> str:
+    """A digest of the files `git add --all --force` would commit from `root`.
+
+    Paths, contents, symlink targets and executable bits; `.git` is skipped. With `dirs`,
+    every directory counts too; with `implied_dirs`, the directories that hold files (the
+    ones a git checkout recreates). So the digest of a clean checkout with `dirs` equals
+    the digest of its source with `implied_dirs`.
+    """
+    entries = set()
+    for directory, subdirs, files in os.walk(root):
+        relative = os.path.relpath(directory, root)
+        if dirs and relative != ".":
+            entries.add(f"d {relative}")
+        if implied_dirs and files and relative != ".":
+            parent = relative
+            while parent:
+                entries.add(f"d {parent}")
+                parent = os.path.dirname(parent)
+        subdirs[:] = [name for name in subdirs if name != ".git"]
+        for name in [*subdirs, *files]:
+            path = os.path.join(directory, name)
+            name = os.path.normpath(os.path.join(relative, name))
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                entries.add(f"l {name} {os.readlink(path)}")
+            elif stat.S_ISREG(info.st_mode):
+                with open(path, "rb") as file:
+                    content = hashlib.sha1(file.read()).hexdigest()
+                executable = "x" if info.st_mode & stat.S_IXUSR else "-"
+                entries.add(f"f {name} {executable} {content}")
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
+
+
+def _stamp_key(store: Path, digest: str, version: str) -> str:
+    """The template digest, the version and the store's refs (which `describe` reads)."""
+    git_dir = store / ".git"
+    parts = [digest, version]
+    for name in ("HEAD", "refs/heads/main"):
+        try:
+            parts.append((git_dir / name).read_text().strip())
+        except OSError:
+            parts.append("-")
+    for name in ("packed-refs", "refs/tags"):
+        try:
+            info = (git_dir / name).stat()
+            parts.append(f"{info.st_ino}:{info.st_size}:{info.st_mtime_ns}")
+        except OSError:
+            parts.append("-")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _read_stamp(store: Path) -> dict[str, str]:
+    try:
+        return json.loads((store / ".git" / _STAMP).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def tags(store: Path) -> list[str]:

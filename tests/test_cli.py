@@ -152,3 +152,47 @@ def test_generator_never_imports_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def _tree(project) -> dict[str, tuple[bytes, int]]:
+    """Every file outside .git: its bytes and permission bits."""
+    return {
+        str(path.relative_to(project)): (path.read_bytes(), path.stat().st_mode & 0o777)
+        for path in sorted(project.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(project).parts
+    }
+
+
+def test_fast_path_writes_what_plain_copier_writes(tmp_path, monkeypatch):
+    """`kgen new` in its own process renders from the store's checkout with black in
+    worker processes; the result must equal copier's clone-and-render path exactly."""
+    import subprocess
+    import sys
+
+    from generator import render
+    from generator.spec import ProjectSpec
+
+    options = ["--task", "multilabel", "--loop", "custom", "--data", "folder"]
+    for name in ("fast", "in-process", "plain"):
+        (tmp_path / name).mkdir()
+    fast = tmp_path / "fast" / "proj"
+    result = subprocess.run(
+        [sys.executable, "-m", "generator", "new", str(fast), *options, "--defaults"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+    used = []
+    fast_path = render._copy_from_checkout
+    monkeypatch.setattr(
+        render, "_copy_from_checkout", lambda *args: used.append(fast_path(*args))
+    )
+    spec = ProjectSpec("proj", task="multilabel", loop="custom", data="folder")
+    render.create_project(spec, tmp_path / "in-process" / "proj")
+    assert used == [True]  # this copier still has the internals the fast path uses
+
+    monkeypatch.setattr(render, "_copy_from_checkout", lambda *args: False)
+    render.create_project(spec, tmp_path / "plain" / "proj")  # copier's run_copy
+    assert _tree(fast) == _tree(tmp_path / "plain" / "proj")
+    assert _tree(fast) == _tree(tmp_path / "in-process" / "proj")
