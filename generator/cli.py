@@ -277,9 +277,9 @@ def update(
         if changes.keys() & {"arch", "data", "task"}:
             rederived = {"image_size": None, "channels": None}
             if changes.keys() & {"data", "task"}:
-                rederived["num_classes"] = None
+                rederived.update(num_classes=None, tfds_name=None)
             if "task" in changes:
-                rederived.update(loss=None, tfds_name=None)
+                rederived["loss"] = None
             changes = {**rederived, **changes}
         spec = _changed(spec, **changes)
         conflicts = update_project(path, spec, to=to)

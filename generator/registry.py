@@ -313,13 +313,16 @@ class TfdsDataset:
     outputs: int  # classes, labels or targets
     train_split: str = "train"
     val_split: str = "test"
-    labels: str = "label"  # the label feature; for regression, comma-separated targets
+    labels: str = (
+        ""  # multilabel: the labels feature; regression: comma-separated targets
+    )
 
 
 @dataclass(frozen=True)
 class Task:
     """A task: its head, loss and metrics (`kgen list` shows the description) and the
-    defaults it brings: outputs per data source, its tfds dataset, the losses it allows."""
+    defaults it brings: outputs per data source, its tfds dataset, the losses it allows.
+    """
 
     name: str
     description: str
@@ -335,7 +338,7 @@ TASKS: dict[str, Task] = {
         "one label per image: softmax, sparse cross-entropy, accuracy, top-5 (> 5 classes)",
         sample_outputs=10,
         default_outputs=10,
-        tfds=TfdsDataset("mnist", channels=1, outputs=10),
+        tfds=TfdsDataset("mnist", channels=1, outputs=10),  # labels: supervised_keys
         losses=("crossentropy",),
     ),
     "binary": Task(
@@ -363,12 +366,12 @@ TASKS: dict[str, Task] = {
         sample_outputs=1,
         default_outputs=1,
         tfds=TfdsDataset(
-            "dsprites",
-            channels=1,
+            "shapes3d",
+            channels=3,
             outputs=2,
             train_split="train[:90%]",
             val_split="train[90%:]",
-            labels="value_x_position,value_y_position",
+            labels="value_scale,value_orientation",
         ),
         losses=("mse", "huber"),
     ),

@@ -85,7 +85,9 @@ class ProjectSpec:
         if self.tfds_name in (None, default.name):
             return default
         return registry.TfdsDataset(
-            self.tfds_name, channels=1, outputs=self.task_info.default_outputs,
+            self.tfds_name,
+            channels=1,
+            outputs=self.task_info.default_outputs,
             labels=default.labels,
         )
 
@@ -115,6 +117,10 @@ class ProjectSpec:
         _lookup("precision", registry.PRECISIONS, self.precision)
         _lookup("optimizer", registry.OPTIMIZERS, self.optimizer)
         _lookup("learning-rate schedule", registry.LR_SCHEDULES, self.lr_schedule)
+        if self.tfds_name is not None and self.data != "tfds":
+            raise SpecError(
+                f"--tfds-name applies to --data tfds only, not --data {self.data}"
+            )
         if self.strategy == "multiworker" and self.loop == "fit":
             raise SpecError(
                 "--strategy multiworker needs --loop custom: Keras 3 model.fit fails "
@@ -132,7 +138,7 @@ class ProjectSpec:
             image_size=self.image_size or self.default_image_size(),
             channels=self.channels or self.default_channels(),
             num_classes=self.num_classes or self.default_outputs(),
-            tfds_name=self.tfds_dataset().name,
+            tfds_name=self.tfds_dataset().name if self.data == "tfds" else None,
             loss=loss,
             epochs=self.epochs or SAMPLE_EPOCHS,
             learning_rate=self.learning_rate
@@ -180,10 +186,10 @@ class ProjectSpec:
         if spec.data == "tfds":
             tfds = spec.tfds_dataset()
             answers.update(
-                tfds_train_split=tfds.train_split,
-                tfds_val_split=tfds.val_split,
-                tfds_labels=tfds.labels,
+                tfds_train_split=tfds.train_split, tfds_val_split=tfds.val_split
             )
+            if spec.task in ("multilabel", "regression"):
+                answers["tfds_labels"] = tfds.labels
         else:
             del answers["tfds_name"]
         answers.update(

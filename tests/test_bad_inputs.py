@@ -126,6 +126,11 @@ GENERATOR["G38-multilabel-with-one-label"] = (
     r"\(one label is --task binary\)",
 )
 
+GENERATOR["G39-tfds-name-without-tfds"] = (
+    ["--data", "npz", "--tfds-name", "mnist"],
+    r"--tfds-name applies to --data tfds only, not --data npz",
+)
+
 # id -> (project directory name, message pattern)
 PROJECT_NAMES = {
     "G21-name-starts-with-digit": (
@@ -408,7 +413,7 @@ TASK_DATA = {
     "P30-labels-csv-value-not-a-number": (
         REGRESSION_FOLDER,
         {"data/labels.csv": "filename,size\na.png,big\n", "data/a.png": PNG},
-        r"'data/labels.csv' line 2: big are not all numbers",
+        r"'data/labels.csv' line 2: size = 'big' is not a number",
     ),
     "P31-multilabel-value-not-0-or-1": (
         dict(task="multilabel", data="npz", num_classes=2),
@@ -541,7 +546,13 @@ def test_task_data(tmp_path_factory, tmp_path, entry):
             path.write_bytes(content)
     out = tmp_path / "out"
     result = run_python(
-        "-m", "proj", "train", "--output-dir", str(out), cwd=tmp_path, package_root=project
+        "-m",
+        "proj",
+        "train",
+        "--output-dir",
+        str(out),
+        cwd=tmp_path,
+        package_root=project,
     )
     assert_project_refused(result, pattern)
     assert not out.exists() or not (out / "config.json").exists()

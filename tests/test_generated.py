@@ -61,7 +61,13 @@ SUITES = [
     dict(arch="simple_cnn", loop="fit", data="tfds", task="regression"),
     dict(arch="mlp", loop="custom", data="folder", task="regression", loss="huber"),
     dict(arch="simple_cnn", loop="fit", data="npz", label_smoothing=0.1),
-    dict(arch="mlp", loop="custom", data="synthetic", task="multilabel", label_smoothing=0.1),
+    dict(
+        arch="mlp",
+        loop="custom",
+        data="synthetic",
+        task="multilabel",
+        label_smoothing=0.1,
+    ),
 ]
 
 
@@ -106,7 +112,9 @@ def test_default_project_learns_the_sample_digits(project_factory, loop):
         ("regression", "fit", "val_mae", -1.8),  # predicting the mean digit: MAE 2.5
     ],
 )
-def test_every_task_learns_the_bundled_sample(project_factory, task, loop, metric, bound):
+def test_every_task_learns_the_bundled_sample(
+    project_factory, task, loop, metric, bound
+):
     """The default epochs on the sample digits; a negative bound is an upper bound."""
     project = project_factory("proj", task=task, loop=loop)
     result = run_python("-m", "proj", "train", cwd=project)
@@ -160,7 +168,8 @@ sys.exit(main(sys.argv[2:]))
 
 def _write_source_data(data: str, root: Path, task: str, outputs: int) -> None:
     """Small learnable data for the npz and folder sources, under root/data: one pattern
-    per class; or, for multilabel and regression, patterns weighted by the labels/targets."""
+    per class; or, for multilabel and regression, patterns weighted by the labels/targets.
+    """
     rng = np.random.default_rng(0)
     if task in ("multiclass", "binary"):
         prototypes = rng.uniform(0, 255, size=(outputs, 12, 12))
@@ -173,7 +182,11 @@ def _write_source_data(data: str, root: Path, task: str, outputs: int) -> None:
             else rng.uniform(0, 1, size=(200, outputs)).round(4)
         )
         patterns = rng.normal(0, 60, size=(outputs, 12, 12))
-        images = 128 + np.tensordot(labels, patterns, axes=1) + rng.normal(0, 20, (200, 12, 12))
+        images = (
+            128
+            + np.tensordot(labels, patterns, axes=1)
+            + rng.normal(0, 20, (200, 12, 12))
+        )
     images = np.clip(images, 0, 255).astype(np.uint8)
     (root / "data").mkdir()
     if data == "npz":

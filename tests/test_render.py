@@ -138,7 +138,10 @@ METRICS = {
     "multiclass": ['SparseCategoricalAccuracy(name="accuracy")'],
     "binary": ['BinaryAccuracy(name="accuracy")', 'AUC(name="auc")'],
     "multilabel": ['BinaryAccuracy(name="binary_accuracy")', 'AUC(name="auc")'],
-    "regression": ['MeanAbsoluteError(name="mae")', 'RootMeanSquaredError(name="rmse")'],
+    "regression": [
+        'MeanAbsoluteError(name="mae")',
+        'RootMeanSquaredError(name="rmse")',
+    ],
 }
 EVALUATION = {
     "multiclass": "per_class.csv",
@@ -146,7 +149,9 @@ EVALUATION = {
     "multilabel": "per_label.csv",
     "regression": "per_target.csv",
 }
-TASK_SOURCES = list(itertools.product(registry.TASKS, registry.LOOPS, registry.DATA_SOURCES))
+TASK_SOURCES = list(
+    itertools.product(registry.TASKS, registry.LOOPS, registry.DATA_SOURCES)
+)
 
 
 @pytest.mark.parametrize(
@@ -204,7 +209,9 @@ def test_every_task_loop_and_source_renders_clean(tmp_path, task, loop, data):
         ),
     ],
 )
-def test_loss_options_appear_only_when_chosen(tmp_path, task, options, expected, absent):
+def test_loss_options_appear_only_when_chosen(
+    tmp_path, task, options, expected, absent
+):
     project = generate(tmp_path, "proj", task=task, loop="custom", **options)
     assert_clean(project)
     code = "".join(
@@ -294,7 +301,8 @@ def test_augmentation_appears_only_when_chosen(tmp_path, data, augment):
 
 def test_copier_defaults_match_kgen_defaults():
     """Plain `copier copy` without kgen gives the same project as `kgen new --defaults`;
-    defaults that depend on the task or data source (Jinja in copier.yml) agree for all."""
+    defaults that depend on the task or data source (Jinja in copier.yml) agree for all.
+    """
     config = yaml.safe_load((REPO / "templates" / "copier.yml").read_text())
     for task, data in itertools.product(registry.TASKS, registry.DATA_SOURCES):
         answers = ProjectSpec(project_name="my-digits", task=task, data=data).answers()

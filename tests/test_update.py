@@ -137,7 +137,9 @@ def test_answer_change_of_task_rederives_outputs_and_loss(project):
     )
     model = (project / "proj" / "model.py").read_text()
     assert "keras.losses.MeanSquaredError(" in model and "softmax" not in model
-    assert "# user: saved before the rename" in (project / "proj" / "train.py").read_text()
+    assert (
+        "# user: saved before the rename" in (project / "proj" / "train.py").read_text()
+    )
     trains_a_step(project)
     assert (project / "runs" / "check" / "target_names.json").read_text().strip() == (
         '[\n  "digit"\n]'
