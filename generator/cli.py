@@ -311,8 +311,10 @@ def list_choices() -> None:
             f"  {arch.name:<22}{arch.min_size:>5}{default:>9}  "
             f"{pixels[arch.preprocessing]:<18}{arch.description}"
         )
+    typer.echo("\nTasks (with the tfds dataset each uses by default):")
+    for task in registry.TASKS.values():
+        typer.echo(f"  {task.name:<12}{task.description} [tfds: {task.tfds.name}]")
     for title, table in (
-        ("Tasks", registry.TASKS),
         ("Loops", registry.LOOPS),
         ("Data sources", registry.DATA_SOURCES),
     ):

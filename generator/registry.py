@@ -397,11 +397,14 @@ DATA_SOURCES: dict[str, Choice] = {
         "tfds", "any tensorflow-datasets image dataset (e.g. mnist, cifar10)"
     ),
     "npz": Choice(
-        "npz", "your arrays: DATA_DIR/data.npz with x (images) and y (class indices)"
+        "npz",
+        "your arrays: DATA_DIR/data.npz with x (images) and y (class indices; 0/1 per "
+        "label for multilabel; targets for regression)",
     ),
     "folder": Choice(
         "folder",
-        "your images: DATA_DIR/<class name>/*.png|jpg|... (check-data lists bad files)",
+        "your images: DATA_DIR/<class name>/*.png|jpg|..., or DATA_DIR/labels.csv for "
+        "multilabel and regression (check-data lists bad files)",
     ),
     "synthetic": Choice(
         "synthetic", "learnable random images for smoke tests and benchmarks"
