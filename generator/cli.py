@@ -222,10 +222,7 @@ def _prompt_missing(spec: ProjectSpec, given: dict[str, object]) -> ProjectSpec:
         if field not in given:
             label = field.replace("_", " ")
             if field == "num_classes" and spec.task != "multiclass":
-                label = {"binary": "classes", "multilabel": "labels"}.get(
-                    spec.task, "targets"
-                )
-                label = f"number of {label}"
+                label = f"number of {spec.task_info.outputs_noun}"
             value = typer.prompt(label, default=default, type=int)
             spec = _changed(spec, **{field: value})
     return spec

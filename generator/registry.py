@@ -326,6 +326,7 @@ class Task:
 
     name: str
     description: str
+    outputs_noun: str  # what --num-classes counts: classes, labels or targets
     sample_outputs: int  # what the bundled digits give for this task
     default_outputs: int  # for npz, folder and synthetic data
     tfds: TfdsDataset
@@ -336,6 +337,7 @@ TASKS: dict[str, Task] = {
     "multiclass": Task(
         "multiclass",
         "one label per image: softmax, sparse cross-entropy, accuracy, top-5 (> 5 classes)",
+        outputs_noun="classes",
         sample_outputs=10,
         default_outputs=10,
         tfds=TfdsDataset("mnist", channels=1, outputs=10),  # labels: supervised_keys
@@ -344,6 +346,7 @@ TASKS: dict[str, Task] = {
     "binary": Task(
         "binary",
         "two classes: one sigmoid unit, binary cross-entropy, accuracy, AUC",
+        outputs_noun="classes",
         sample_outputs=2,
         default_outputs=2,
         tfds=TfdsDataset("horses_or_humans", channels=3, outputs=2),
@@ -353,6 +356,7 @@ TASKS: dict[str, Task] = {
         "multilabel",
         "any number of labels per image: sigmoid units, binary cross-entropy, binary "
         "accuracy, AUC; per-label F1 at evaluation",
+        outputs_noun="labels",
         sample_outputs=4,
         default_outputs=4,
         tfds=TfdsDataset(
@@ -363,6 +367,7 @@ TASKS: dict[str, Task] = {
     "regression": Task(
         "regression",
         "numeric targets: linear outputs, MSE or Huber loss, MAE, RMSE",
+        outputs_noun="targets",
         sample_outputs=1,
         default_outputs=1,
         tfds=TfdsDataset(

@@ -154,7 +154,7 @@ class ProjectSpec:
         if spec.data == "sample" and spec.num_classes != task.sample_outputs:
             raise SpecError(
                 f"--num-classes {spec.num_classes} does not match the sample data, which "
-                f"has {task.sample_outputs} {_OUTPUTS[spec.task]} for {spec.task}; omit it "
+                f"has {task.sample_outputs} {task.outputs_noun} for {spec.task}; omit it "
                 "or use --data tfds/synthetic"
             )
         if not 0 <= spec.label_smoothing < 1:
@@ -215,15 +215,6 @@ def param_count(spec: ProjectSpec) -> int:
     if arch.name == "mlp":
         return (size * size * channels + 1) * 128 + (128 + 1) * classes
     return arch.backbone_params + (arch.features + 1) * classes
-
-
-# What --num-classes counts for each task, and its smallest valid value.
-_OUTPUTS = {
-    "multiclass": "classes",
-    "binary": "classes",
-    "multilabel": "labels",
-    "regression": "targets",
-}
 
 
 def _check_outputs(task: str, outputs: int) -> None:
