@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from generator import registry
-from generator.spec import ProjectSpec, SpecError
+from generator.spec import ProjectSpec, SpecError, check_python
 
 app = typer.Typer(
     add_completion=False,
@@ -184,6 +184,7 @@ def new(
     """Generate a new project at PATH."""
     given = _answer_options(locals())
     try:
+        check_python()  # refuse a Python the generated TensorFlow/Keras cannot run on
         spec = _changed(ProjectSpec(project_name=path.absolute().name), **given)
         if _interactive(defaults):
             spec = _prompt_missing(spec, given)

@@ -9,7 +9,7 @@ import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from generator import registry
+from generator import pythons, registry
 
 # Names a generated package must not take: importing it would shadow the real module.
 _RESERVED_PACKAGES = set(sys.stdlib_module_names) | {
@@ -194,6 +194,7 @@ class ProjectSpec:
             del answers["tfds_name"]
         answers.update(
             package_name=spec.package_name,
+            requires_python=pythons.REQUIRES_PYTHON,
             keras_class=arch.keras_class,
             keras_module=arch.keras_module,
             preprocessing=arch.preprocessing,
@@ -287,6 +288,17 @@ def _check_channels(arch: registry.Architecture, channels: int) -> None:
 def _check_positive(option: str, value: int) -> None:
     if value < 1:
         raise SpecError(f"{option} must be a positive integer, got {value}")
+
+
+def check_python(version: tuple[int, ...] | None = None) -> None:
+    """Raise SpecError unless `version` (default: this interpreter's) can run the project."""
+    major, minor = (version or pythons.running())[:2]
+    if not pythons.OLDEST <= (major, minor) <= pythons.NEWEST:
+        raise SpecError(
+            f"Python {major}.{minor} is not supported: generated projects need "
+            f"Python {pythons.REQUIRES_PYTHON} ({', '.join(pythons.SUPPORTED)}), what "
+            "their TensorFlow and Keras run on; run kgen under one of those"
+        )
 
 
 def check_destination(path: Path) -> None:
