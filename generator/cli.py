@@ -54,14 +54,17 @@ NumClasses = Annotated[
     ),
 ]
 Epochs = Annotated[
-    int | None, typer.Option(help="Default training epochs [default: 15].")
+    int | None, typer.Option(help="Default training epochs [default: the family's recipe].")
 ]
 BatchSize = Annotated[
     int | None, typer.Option(help="Default global batch size [default: 64].")
 ]
 LearningRate = Annotated[
     float | None,
-    typer.Option(help="Default learning rate [default: 0.001; sgd: 0.01]."),
+    typer.Option(
+        help="Peak learning rate for a batch of 256, scaled to the batch size "
+        "[default: the family's recipe; sgd: 0.1]."
+    ),
 ]
 TfdsName = Annotated[
     str | None,
@@ -80,7 +83,9 @@ Loss = Annotated[
 ]
 LabelSmoothing = Annotated[
     float | None,
-    typer.Option(help="Label smoothing of the classification loss [default: 0]."),
+    typer.Option(
+        help="Label smoothing of the classification loss [default: the recipe's]."
+    ),
 ]
 
 Strategy = Annotated[
@@ -97,12 +102,14 @@ Precision = Annotated[
 ]
 Optimizer = Annotated[
     str | None,
-    typer.Option(help=f"Optimizer: {_names(registry.OPTIMIZERS)} [default: adam]."),
+    typer.Option(
+        help=f"Optimizer: {_names(registry.OPTIMIZERS)} [default: the family's recipe]."
+    ),
 ]
 LrSchedule = Annotated[
     str | None,
     typer.Option(
-        help=f"Learning-rate schedule: {_names(registry.LR_SCHEDULES)} [default: constant]."
+        help=f"Learning-rate schedule: {_names(registry.LR_SCHEDULES)} [default: cosine]."
     ),
 ]
 Augment = Annotated[
@@ -296,18 +303,21 @@ def update(
 @app.command("list")
 def list_choices() -> None:
     """List the architectures, tasks, loops and data sources kgen can generate."""
-    typer.echo("Architectures (input sizes in pixels; * = fixed size):")
-    typer.echo(f"  {'name':<22}{'min':>5}{'default':>9}  {'pixels':<18}description")
+    typer.echo("Architectures (input sizes in pixels; recipe: optimizer, peak lr per 256):")
+    typer.echo(
+        f"  {'name':<22}{'min':>5}{'default':>9}  {'pixels':<18}{'recipe':<16}description"
+    )
     pixels = {
         registry.RESCALE: "rescaled to [0,1]",
         registry.BUILTIN: "0-255 (in model)",
         registry.PREPROCESS_INPUT: "preprocess_input",
     }
     for arch in registry.ARCHITECTURES.values():
-        default = f"{arch.default_size}{'*' if arch.fixed_size else ''}"
+        recipe = registry.recipe(arch)
+        trains = f"{recipe.optimizer} {recipe.learning_rate:g}"
         typer.echo(
-            f"  {arch.name:<22}{arch.min_size:>5}{default:>9}  "
-            f"{pixels[arch.preprocessing]:<18}{arch.description}"
+            f"  {arch.name:<22}{arch.min_size:>5}{arch.default_size:>9}  "
+            f"{pixels[arch.preprocessing]:<18}{trains:<16}{arch.description}"
         )
     typer.echo("\nTasks (with the tfds dataset each uses by default):")
     for task in registry.TASKS.values():

@@ -34,10 +34,11 @@ class Architecture:
     preprocessing: str
     keras_class: str = ""  # keras.applications class; empty for kgen's own models
     keras_module: str = ""  # keras.applications submodule holding preprocess_input
-    fixed_size: bool = False  # only default_size works
     needs_rgb: bool = False  # the model requires 3 input channels
     backbone_params: int = 0  # parameters of the 3-channel backbone without its head
     features: int = 0  # width of the pooled feature vector the head sees
+    family: str = ""  # the key of its training recipe; keras_module for applications
+    batchnorm: bool = False  # has BatchNormalization layers (their momentum is tuned)
 
     @property
     def is_application(self) -> bool:
@@ -54,7 +55,8 @@ def _app(
     *,
     default_size: int = 224,
     min_size: int = 32,
-    fixed_size: bool = False,
+    batchnorm: bool = True,
+    family: str = "",
 ) -> Architecture:
     """A keras.applications model: built with weights=None, include_top=False."""
     return Architecture(
@@ -65,10 +67,11 @@ def _app(
         preprocessing=preprocessing,
         keras_class=keras_class,
         keras_module=keras_module,
-        fixed_size=fixed_size,
         needs_rgb=True,
         backbone_params=backbone_params,
         features=features,
+        family=family or keras_module,
+        batchnorm=batchnorm,
     )
 
 
@@ -81,6 +84,7 @@ _ARCHITECTURES = [
         min_size=10,
         default_size=28,
         preprocessing=RESCALE,
+        family="simple_cnn",
     ),
     Architecture(
         name="mlp",
@@ -88,12 +92,13 @@ _ARCHITECTURES = [
         min_size=1,
         default_size=28,
         preprocessing=RESCALE,
+        family="mlp",
     ),
-    _app("convnext_tiny", "ConvNeXtTiny", "convnext", BUILTIN, 27820128, 768),
-    _app("convnext_small", "ConvNeXtSmall", "convnext", BUILTIN, 49454688, 768),
-    _app("convnext_base", "ConvNeXtBase", "convnext", BUILTIN, 87566464, 1024),
-    _app("convnext_large", "ConvNeXtLarge", "convnext", BUILTIN, 196230336, 1536),
-    _app("convnext_xlarge", "ConvNeXtXLarge", "convnext", BUILTIN, 348147968, 2048),
+    _app("convnext_tiny", "ConvNeXtTiny", "convnext", BUILTIN, 27820128, 768, batchnorm=False),
+    _app("convnext_small", "ConvNeXtSmall", "convnext", BUILTIN, 49454688, 768, batchnorm=False),
+    _app("convnext_base", "ConvNeXtBase", "convnext", BUILTIN, 87566464, 1024, batchnorm=False),
+    _app("convnext_large", "ConvNeXtLarge", "convnext", BUILTIN, 196230336, 1536, batchnorm=False),
+    _app("convnext_xlarge", "ConvNeXtXLarge", "convnext", BUILTIN, 348147968, 2048, batchnorm=False),
     _app("densenet121", "DenseNet121", "densenet", PREPROCESS_INPUT, 7037504, 1024),
     _app("densenet169", "DenseNet169", "densenet", PREPROCESS_INPUT, 12642880, 1664),
     _app("densenet201", "DenseNet201", "densenet", PREPROCESS_INPUT, 18321984, 1920),
@@ -260,8 +265,6 @@ _ARCHITECTURES = [
         PREPROCESS_INPUT,
         4269716,
         1056,
-        min_size=224,
-        fixed_size=True,
     ),
     _app(
         "nasnet_large",
@@ -271,8 +274,6 @@ _ARCHITECTURES = [
         84916818,
         4032,
         default_size=331,
-        min_size=331,
-        fixed_size=True,
     ),
     _app("resnet50", "ResNet50", "resnet", PREPROCESS_INPUT, 23587712, 2048),
     _app("resnet101", "ResNet101", "resnet", PREPROCESS_INPUT, 42658176, 2048),
@@ -280,8 +281,8 @@ _ARCHITECTURES = [
     _app("resnet50_v2", "ResNet50V2", "resnet_v2", PREPROCESS_INPUT, 23564800, 2048),
     _app("resnet101_v2", "ResNet101V2", "resnet_v2", PREPROCESS_INPUT, 42626560, 2048),
     _app("resnet152_v2", "ResNet152V2", "resnet_v2", PREPROCESS_INPUT, 58331648, 2048),
-    _app("vgg16", "VGG16", "vgg16", PREPROCESS_INPUT, 14714688, 512),
-    _app("vgg19", "VGG19", "vgg19", PREPROCESS_INPUT, 20024384, 512),
+    _app("vgg16", "VGG16", "vgg16", PREPROCESS_INPUT, 14714688, 512, batchnorm=False, family="vgg"),
+    _app("vgg19", "VGG19", "vgg19", PREPROCESS_INPUT, 20024384, 512, batchnorm=False, family="vgg"),
     _app(
         "xception",
         "Xception",
@@ -294,6 +295,77 @@ _ARCHITECTURES = [
     ),
 ]
 ARCHITECTURES: dict[str, Architecture] = {arch.name: arch for arch in _ARCHITECTURES}
+
+# The learning rate is the peak for a global batch of REFERENCE_BATCH images; a project
+# scales it by sqrt(batch / REFERENCE_BATCH) (adaptive optimizers; SGD scales linearly).
+REFERENCE_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one family trains from scratch: the defaults `kgen new` writes into config.py.
+
+    Every recipe uses a linear warmup then cosine decay, decoupled weight decay on weights
+    only (never on biases or normalization parameters), and label smoothing for
+    classification. The values start from the cited recipes and were checked on the
+    bundled sample with benchmarks/learning.py.
+    """
+
+    optimizer: str
+    learning_rate: float  # peak, per REFERENCE_BATCH images
+    weight_decay: float
+    warmup_epochs: float
+    label_smoothing: float
+    dropout: float  # before the head
+    epochs: int  # the default run; enough to learn the bundled sample
+    source: str  # where the values come from, written beside them in config.py
+
+
+_ADAMW_SOURCE = (
+    "AdamW, warmup + cosine, wd 0.05 on weights only, label smoothing 0.1: the timm / "
+    "ConvNeXt from-scratch recipe (Liu et al. 2022), lr sized for short runs"
+)
+_DEFAULT_RECIPE = Recipe(
+    "adamw", 0.002, 0.05, 1.0, 0.1, 0.2, epochs=15, source=_ADAMW_SOURCE
+)
+RECIPES: dict[str, Recipe] = {
+    "simple_cnn": Recipe(
+        "adam",
+        0.002,
+        0.0,
+        0.0,
+        0.0,
+        0.2,
+        epochs=15,
+        source="Adam as in the keras-io MNIST convnet example, with cosine decay",
+    ),
+    "mlp": Recipe(
+        "adam",
+        0.002,
+        0.0,
+        0.0,
+        0.0,
+        0.2,
+        epochs=15,
+        source="Adam as in the keras-io MNIST examples, with cosine decay",
+    ),
+    "vgg": Recipe(
+        "adamw",
+        0.0002,
+        0.0005,
+        2.0,
+        0.1,
+        0.5,
+        epochs=15,
+        source="no normalization layers: a 10x lower peak lr and a longer warmup; "
+        "dropout 0.5 and wd 5e-4 as in Simonyan & Zisserman 2015",
+    ),
+}
+
+
+def recipe(arch: Architecture) -> Recipe:
+    """The training recipe of an architecture's family (the AdamW default for most)."""
+    return RECIPES.get(arch.family, _DEFAULT_RECIPE)
 
 
 @dataclass(frozen=True)

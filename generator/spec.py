@@ -23,7 +23,10 @@ _RESERVED_PACKAGES = set(sys.stdlib_module_names) | {
 _PROJECT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
 SAMPLE_CHANNELS = 1  # the bundled digits
-SAMPLE_EPOCHS = 15  # enough for the default models to pass 0.90 validation accuracy
+# A chosen optimizer other than the recipe's: SGD gets its own peak lr (per 256 images,
+# Goyal et al. 2017) and weight decay; adaptive optimizers keep the recipe's values.
+SGD_LEARNING_RATE = 0.1
+SGD_WEIGHT_DECAY = 5e-4
 
 
 class SpecError(ValueError):
@@ -49,16 +52,16 @@ class ProjectSpec:
     num_classes: int | None = None
     epochs: int | None = None
     batch_size: int = 64
-    learning_rate: float | None = None
+    learning_rate: float | None = None  # None: the family's recipe
     tfds_name: str | None = None  # None: the task's default dataset
     strategy: str = "default"
     precision: str = "float32"
     jit_compile: bool = False
-    optimizer: str = "adam"
-    lr_schedule: str = "constant"
+    optimizer: str | None = None  # None: the family's recipe
+    lr_schedule: str = "cosine"
     augment: bool = False
     loss: str | None = None  # None: the task's default loss
-    label_smoothing: float = 0.0
+    label_smoothing: float | None = None  # None: the recipe's (classification)
 
     @property
     def package_name(self) -> str:
@@ -71,9 +74,13 @@ class ProjectSpec:
     def default_image_size(self) -> int:
         """The sample digits are 8x8: upsample them only as far as the model needs."""
         arch = self.architecture
-        if self.data == "sample" and not arch.fixed_size:
+        if self.data == "sample":
             return max(arch.min_size, 32 if arch.is_application else arch.default_size)
         return arch.default_size
+
+    @property
+    def recipe(self) -> registry.Recipe:
+        return registry.recipe(self.architecture)
 
     @property
     def task_info(self) -> registry.Task:
@@ -115,7 +122,9 @@ class ProjectSpec:
         _lookup("data source", registry.DATA_SOURCES, self.data)
         _lookup("strategy", registry.STRATEGIES, self.strategy)
         _lookup("precision", registry.PRECISIONS, self.precision)
-        _lookup("optimizer", registry.OPTIMIZERS, self.optimizer)
+        recipe = self.recipe
+        optimizer = self.optimizer or recipe.optimizer
+        _lookup("optimizer", registry.OPTIMIZERS, optimizer)
         _lookup("learning-rate schedule", registry.LR_SCHEDULES, self.lr_schedule)
         if self.tfds_name is not None and self.data != "tfds":
             raise SpecError(
@@ -140,9 +149,12 @@ class ProjectSpec:
             num_classes=self.num_classes or self.default_outputs(),
             tfds_name=self.tfds_dataset().name if self.data == "tfds" else None,
             loss=loss,
-            epochs=self.epochs or SAMPLE_EPOCHS,
-            learning_rate=self.learning_rate
-            or (0.01 if self.optimizer == "sgd" else 0.001),
+            epochs=self.epochs if self.epochs is not None else recipe.epochs,
+            optimizer=optimizer,
+            learning_rate=self.learning_rate or self._default_learning_rate(optimizer),
+            label_smoothing=self._default_label_smoothing()
+            if self.label_smoothing is None
+            else self.label_smoothing,
         )
         _check_image_size(arch, spec.image_size)
         _check_channels(arch, spec.channels)
@@ -174,6 +186,19 @@ class ProjectSpec:
             )
         return spec
 
+    def _default_learning_rate(self, optimizer: str) -> float:
+        sgd_instead = optimizer == "sgd" != self.recipe.optimizer
+        return SGD_LEARNING_RATE if sgd_instead else self.recipe.learning_rate
+
+    def _default_label_smoothing(self) -> float:
+        return 0.0 if self.task == "regression" else self.recipe.label_smoothing
+
+    def weight_decay(self) -> float:
+        """The recipe's decoupled weight decay; SGD chosen instead gets its own."""
+        assert self.optimizer  # resolved
+        sgd_instead = self.optimizer == "sgd" != self.recipe.optimizer
+        return SGD_WEIGHT_DECAY if sgd_instead else self.recipe.weight_decay
+
     def answers(self) -> dict[str, object]:
         """The copier answers: the user's options plus values derived from the registry.
 
@@ -199,6 +224,12 @@ class ProjectSpec:
             keras_module=arch.keras_module,
             preprocessing=arch.preprocessing,
             param_count=param_count(spec),
+            batchnorm=arch.batchnorm,
+            weight_decay=spec.weight_decay(),
+            warmup_epochs=spec.recipe.warmup_epochs,
+            dropout=spec.recipe.dropout,
+            recipe_source=spec.recipe.source,
+            reference_batch=registry.REFERENCE_BATCH,
         )
         return answers
 
@@ -260,11 +291,6 @@ def _check_project_name(name: str) -> None:
 
 
 def _check_image_size(arch: registry.Architecture, size: int) -> None:
-    if arch.fixed_size and size != arch.default_size:
-        raise SpecError(
-            f"--image-size {size} is not valid for {arch.name}: it only accepts "
-            f"{arch.default_size}"
-        )
     if size < arch.min_size:
         raise SpecError(
             f"--image-size {size} is too small for {arch.name}: the minimum is {arch.min_size}"

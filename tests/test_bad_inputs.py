@@ -54,9 +54,9 @@ GENERATOR = {
         ["--arch", "inception_v3", "--image-size", "32"],
         r"--image-size 32 is too small for inception_v3: the minimum is 75",
     ),
-    "G10-fixed-size-model": (
-        ["--arch", "nasnet_mobile", "--image-size", "256"],
-        r"--image-size 256 is not valid for nasnet_mobile: it only accepts 224",
+    "G10-image-size-below-nasnet-minimum": (
+        ["--arch", "nasnet_mobile", "--image-size", "24"],
+        r"--image-size 24 is too small for nasnet_mobile: the minimum is 32",
     ),
     "G11-image-size-too-large": (
         ["--image-size", "4096"],

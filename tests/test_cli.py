@@ -91,7 +91,7 @@ def test_list_shows_every_choice_with_input_sizes():
     )
     assert " 75 " in inception and "299" in inception
     nasnet = next(line for line in result.output.splitlines() if "nasnet_large" in line)
-    assert "331*" in nasnet
+    assert " 32 " in nasnet and "331" in nasnet and "adamw 0.002" in nasnet
 
 
 def test_destination_not_empty_is_left_untouched(tmp_path):

@@ -283,8 +283,45 @@ def test_optimizer_and_schedule_render_clean(tmp_path, optimizer, schedule):
     assert ("momentum: float" in config) == (optimizer in ("sgd", "rmsprop"))
     assert ("nesterov: bool" in config) == (optimizer == "sgd")
     assert ("warmup_epochs: float" in config) == (schedule == "cosine")
-    expected_lr = 0.01 if optimizer == "sgd" else 0.001
+    expected_lr = 0.1 if optimizer == "sgd" else 0.002  # simple_cnn's recipe: adam
     assert f"learning_rate: float = {expected_lr}" in config
+
+
+FAMILIES = {arch.family: arch for arch in registry.ARCHITECTURES.values()}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_recipe_lands_in_config(tmp_path, family):
+    """The registry's recipe is the generated default, with its source beside it, and
+    BatchNormalization momentum is configurable exactly for models that have the layer."""
+    arch = FAMILIES[family]
+    recipe = registry.recipe(arch)
+    project = generate(tmp_path, "proj", arch=arch.name, loop="custom")
+    config = (project / "proj" / "config.py").read_text()
+    assert f"learning_rate: float = {recipe.learning_rate}" in config
+    assert f"weight_decay: float = {recipe.weight_decay}" in config
+    assert f"warmup_epochs: float = {recipe.warmup_epochs}" in config
+    assert f"dropout: float = {recipe.dropout}" in config
+    assert f"epochs: int = {recipe.epochs}" in config
+    assert ("label_smoothing: float" in config) == (recipe.label_smoothing > 0)
+    assert " ".join(recipe.source.split()[:4]) in " ".join(config.split())
+    assert ("batchnorm_momentum" in config) == arch.batchnorm
+    train = (project / "proj" / "train.py").read_text()
+    classes = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
+    assert f"keras.optimizers.{classes[recipe.optimizer]}(" in train
+    assert "exclude_from_weight_decay" in train
+
+
+@pytest.mark.parametrize("strategy", ["default", "mirrored", "multiworker"])
+def test_sync_batchnorm_is_offered_only_under_replication(tmp_path, strategy):
+    project = generate(
+        tmp_path, "proj", arch="mobilenet_v2", loop="custom", strategy=strategy
+    )
+    assert_clean(project)
+    config = (project / "proj" / "config.py").read_text()
+    assert ("sync_batchnorm: bool = False" in config) == (strategy != "default")
+    model = (project / "proj" / "model.py").read_text()
+    assert ("layer.synchronized" in model) == (strategy != "default")
 
 
 @pytest.mark.parametrize("data", registry.DATA_SOURCES)

@@ -1,0 +1,34 @@
+"""Slow: every architecture family learns the bundled sample from scratch and generalizes.
+
+Each case is one row of benchmarks/learning.py: the family's representative, generated
+with its default recipe, trained through the project's own CLI; the floors are the
+benchmark's (final validation accuracy, train-minus-validation gap, and inference-mode vs
+training-mode accuracy on training batches, which stale normalization statistics split).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import learning  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+CASES = [(family, arch, "fit") for family, arch in learning.REPRESENTATIVES.items()]
+CASES += [("mobilenet_v2", "mobilenet_v2", "custom"), ("resnet", "resnet50", "custom")]
+
+
+@pytest.mark.parametrize(
+    "family, arch, loop", CASES, ids=[f"{arch}-{loop}" for _, arch, loop in CASES]
+)
+def test_family_learns_and_generalizes(tmp_path, family, arch, loop):
+    row = learning.train_once(arch, loop, None, tmp_path)
+    floor = learning.SIMPLE_CNN_FLOOR if arch == "simple_cnn" else learning.FLOOR
+    assert row["final_val_accuracy"] >= floor, row
+    assert row["train_minus_val"] <= learning.MAX_GAP, row
+    assert abs(row["inference_minus_training_mode"]) <= learning.MAX_MODE_GAP, row
