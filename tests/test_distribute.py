@@ -35,7 +35,7 @@ from proj.train import train_and_evaluate
 
 overrides = {
     "train.epochs": 2, "train.steps_per_epoch": 4, "data.batch_size": 32,
-    "model.dropout": 0.0, "output_dir": str(out),
+    "model.dropout": 0.0, "output_dir": str(out), **json.loads(sys.argv[3]),
 }
 metrics = train_and_evaluate(load_config(overrides=overrides), out)
 model = keras.models.load_model(out / "model.keras", compile=False)
@@ -48,23 +48,47 @@ print(json.dumps({"replicas": make_strategy().num_replicas_in_sync, **metrics}))
 WEIGHT_ATOL = 2e-5
 
 
-@pytest.mark.parametrize("loop", ["fit", "custom"])
-def test_mirrored_two_devices_match_one(project_factory, tmp_path, loop):
-    project = project_factory("proj", loop=loop, strategy="mirrored")
+def _train_on_one_and_two_devices(project: Path, tmp_path: Path, overrides: dict):
+    """(summary, weights) of the same run on 1 and on 2 mirrored logical devices."""
     results = {}
     for devices in (1, 2):
         out = tmp_path / f"run{devices}"
-        result = run_python("-c", DRIVER, str(devices), str(out), cwd=project)
+        result = run_python(
+            "-c", DRIVER, str(devices), str(out), json.dumps(overrides), cwd=project
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         assert summary["replicas"] == devices
         with np.load(out / "weights.npz") as weights:
             results[devices] = (summary, [weights[key] for key in weights.files])
-    (one, weights_one), (two, weights_two) = results[1], results[2]
+    return results[1], results[2]
+
+
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_mirrored_two_devices_match_one(project_factory, tmp_path, loop):
+    project = project_factory("proj", loop=loop, strategy="mirrored")
+    (one, weights_one), (two, weights_two) = _train_on_one_and_two_devices(
+        project, tmp_path, {}
+    )
     assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-4)
     assert two["val_accuracy"] == pytest.approx(one["val_accuracy"], abs=1e-6)
     for a, b in zip(weights_one, weights_two, strict=True):
         np.testing.assert_allclose(a, b, atol=WEIGHT_ATOL, rtol=0)
+
+
+def test_sync_batchnorm_makes_two_devices_match_one(project_factory, tmp_path):
+    """Synchronized BatchNormalization normalizes with the global batch's statistics, so
+    2 replicas train the same weights and moving statistics as 1 device; without it each
+    replica's moving statistics come from its own half of every batch."""
+    project = project_factory(
+        "proj", arch="mobilenet_v3_small", loop="custom", strategy="mirrored"
+    )
+    overrides = {"model.sync_batchnorm": True, "train.learning_rate": 1e-4}
+    (_, weights_one), (_, weights_two) = _train_on_one_and_two_devices(
+        project, tmp_path, overrides
+    )
+    for a, b in zip(weights_one, weights_two, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-3)
 
 
 def _free_ports(count: int) -> list[int]:

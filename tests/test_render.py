@@ -283,7 +283,7 @@ def test_optimizer_and_schedule_render_clean(tmp_path, optimizer, schedule):
     assert ("momentum: float" in config) == (optimizer in ("sgd", "rmsprop"))
     assert ("nesterov: bool" in config) == (optimizer == "sgd")
     assert ("warmup_epochs: float" in config) == (schedule == "cosine")
-    expected_lr = 0.1 if optimizer == "sgd" else 0.002  # simple_cnn's recipe: adam
+    expected_lr = 0.1 if optimizer == "sgd" else 0.008  # simple_cnn's recipe: adam
     assert f"learning_rate: float = {expected_lr}" in config
 
 
