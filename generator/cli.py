@@ -54,7 +54,8 @@ NumClasses = Annotated[
     ),
 ]
 Epochs = Annotated[
-    int | None, typer.Option(help="Default training epochs [default: the family's recipe].")
+    int | None,
+    typer.Option(help="Default training epochs [default: the family's recipe]."),
 ]
 BatchSize = Annotated[
     int | None, typer.Option(help="Default global batch size [default: 64].")
@@ -303,7 +304,9 @@ def update(
 @app.command("list")
 def list_choices() -> None:
     """List the architectures, tasks, loops and data sources kgen can generate."""
-    typer.echo("Architectures (input sizes in pixels; recipe: optimizer, peak lr per 256):")
+    typer.echo(
+        "Architectures (input sizes in pixels; recipe: optimizer, peak lr per 256):"
+    )
     typer.echo(
         f"  {'name':<22}{'min':>5}{'default':>9}  {'pixels':<18}{'recipe':<16}description"
     )

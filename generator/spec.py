@@ -152,9 +152,11 @@ class ProjectSpec:
             epochs=self.epochs if self.epochs is not None else recipe.epochs,
             optimizer=optimizer,
             learning_rate=self.learning_rate or self._default_learning_rate(optimizer),
-            label_smoothing=self._default_label_smoothing()
-            if self.label_smoothing is None
-            else self.label_smoothing,
+            label_smoothing=(
+                self._default_label_smoothing()
+                if self.label_smoothing is None
+                else self.label_smoothing
+            ),
         )
         _check_image_size(arch, spec.image_size)
         _check_channels(arch, spec.channels)

@@ -73,6 +73,8 @@ def test_every_architecture_trains_a_step(tmp_path, arch):
     assert report["loss"] == report["loss"] and report["loss"] < 1e3  # finite
     assert report["finite_grads"]
     # Every BatchNormalization layer got the momentum sized to the run (1e-6 ** (1 / 10)).
-    assert report["momenta"] == ([pytest.approx(0.2512, abs=1e-4)] if info.batchnorm else [])
+    assert report["momenta"] == (
+        [pytest.approx(0.2512, abs=1e-4)] if info.batchnorm else []
+    )
     answers = (project / ".copier-answers.yml").read_text()
     assert f"param_count: {report['params']}" in answers  # registry metadata is exact

@@ -42,3 +42,24 @@ def test_train_speed_benchmark(tmp_path):
         "pipeline_vs_step",
     }
     assert "custom_vs_fit" in result.stdout
+
+
+@pytest.mark.slow
+def test_learning_benchmark_writes_json_and_table(tmp_path):
+    out, table = tmp_path / "learning.json", tmp_path / "learning.md"
+    result = run_benchmark(
+        "learning.py",
+        "--only",
+        "mlp",
+        "--epochs",
+        "2",
+        "--json",
+        str(out),
+        "--table",
+        str(table),
+    )
+    assert result.returncode in (0, 1), result.stderr[-3000:]  # 1: a target missed
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["family"] == "mlp" and row["epochs"] == 2
+    assert 0.0 <= row["final_val_accuracy"] <= 1.0
+    assert "| mlp | mlp (28) | 2 |" in table.read_text()

@@ -293,7 +293,8 @@ FAMILIES = {arch.family: arch for arch in registry.ARCHITECTURES.values()}
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_recipe_lands_in_config(tmp_path, family):
     """The registry's recipe is the generated default, with its source beside it, and
-    BatchNormalization momentum is configurable exactly for models that have the layer."""
+    BatchNormalization momentum is configurable exactly for models that have the layer.
+    """
     arch = FAMILIES[family]
     recipe = registry.recipe(arch)
     project = generate(tmp_path, "proj", arch=arch.name, loop="custom")
