@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import run_python, train
+from generator import registry
 
 pytestmark = pytest.mark.slow
 
@@ -79,16 +80,19 @@ def test_generated_project_passes_its_own_tests(project_factory, options):
     result = run_python("-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
+    # Avoidable warnings are fixed; TensorFlow's own are filtered by message.
+    assert "warnings summary" not in result.stdout, result.stdout[-3000:]
 
 
 @pytest.mark.parametrize("loop", ["fit", "custom"])
 def test_default_project_learns_the_sample_digits(project_factory, loop):
-    """The default project reaches >= 0.90 validation accuracy in its default epochs."""
+    """The default project reaches the learning benchmark's simple_cnn target (0.985) in
+    its default epochs, with either loop."""
     project = project_factory("my-digits", loop=loop)
     result = run_python("-m", "my_digits", "train", cwd=project)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((project / "runs" / "latest" / "metrics.json").read_text())
-    assert metrics["val_accuracy"] >= 0.90, metrics
+    assert metrics["val_accuracy"] >= 0.985, metrics
     assert f"val_accuracy: {metrics['val_accuracy']:.4f}" in result.stdout
     history = (project / "runs" / "latest" / "history.csv").read_text().splitlines()
     assert history[0].split(",") == [
@@ -100,7 +104,7 @@ def test_default_project_learns_the_sample_digits(project_factory, loop):
         "val_loss",
         "val_top5_accuracy",
     ]
-    assert len(history) == 1 + 15  # header + the default 15 epochs
+    assert len(history) == 1 + registry.RECIPES["simple_cnn"].epochs  # header + epochs
 
 
 @pytest.mark.parametrize(
