@@ -7,7 +7,7 @@ must never import TensorFlow. Lookups raise `RegistryError` naming the valid key
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 # How a model wants its pixels. Exactly one of these is applied, in the data pipeline or
@@ -383,10 +383,31 @@ _ADAMW_SOURCE = (
     "AdamW, warmup + cosine, wd 0.05 on weights only, label smoothing 0.1: the timm / "
     "ConvNeXt from-scratch recipe (Liu et al. 2022), lr sized for short runs"
 )
-_DEFAULT_RECIPE = Recipe(
+_ADAMW_RECIPE = Recipe(
     "adamw", 0.002, 0.05, 1.0, 0.1, 0.2, epochs=15, source=_ADAMW_SOURCE
 )
+# Default epochs per family: the fewest that meet benchmarks/learning.py's targets on the
+# bundled sample with a margin (slow starters such as EfficientNet need more).
+_ADAMW_EPOCHS = {
+    "convnext": 5,
+    "densenet": 8,
+    "efficientnet": 15,
+    "efficientnet_v2": 8,
+    "inception_resnet_v2": 8,
+    "inception_v3": 8,
+    "mobilenet": 15,
+    "mobilenet_v2": 15,
+    "mobilenet_v3": 8,
+    "nasnet": 8,
+    "resnet": 8,
+    "resnet_v2": 8,
+    "xception": 8,
+}
 RECIPES: dict[str, Recipe] = {
+    **{
+        family: replace(_ADAMW_RECIPE, epochs=epochs)
+        for family, epochs in _ADAMW_EPOCHS.items()
+    },
     "simple_cnn": Recipe(
         "adam",
         0.008,
@@ -423,8 +444,8 @@ RECIPES: dict[str, Recipe] = {
 
 
 def recipe(arch: Architecture) -> Recipe:
-    """The training recipe of an architecture's family (the AdamW default for most)."""
-    return RECIPES.get(arch.family, _DEFAULT_RECIPE)
+    """The training recipe of an architecture's family."""
+    return RECIPES[arch.family]
 
 
 @dataclass(frozen=True)
