@@ -14,13 +14,14 @@ from typing import Annotated
 
 import typer
 
-from generator import registry
+from generator import __version__, registry
 from generator.spec import ProjectSpec, SpecError, check_python
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help is plain text: "[default: 15]" stays as written
     help="Generate TensorFlow/Keras projects that train models from scratch.",
 )
 
@@ -156,6 +157,27 @@ def _changed(spec: ProjectSpec, **changes: object) -> ProjectSpec:
     spec = replace(spec, **changes)
     spec.resolve()
     return spec
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"kgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def kgen(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print kgen's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Generate TensorFlow/Keras projects that train models from scratch."""
 
 
 @app.command()

@@ -196,3 +196,26 @@ def test_fast_path_writes_what_plain_copier_writes(tmp_path, monkeypatch):
     render.create_project(spec, tmp_path / "plain" / "proj")  # copier's run_copy
     assert _tree(fast) == _tree(tmp_path / "plain" / "proj")
     assert _tree(fast) == _tree(tmp_path / "in-process" / "proj")
+
+
+def test_version():
+    from generator import __version__
+
+    result = kgen("--version")
+    assert result.exit_code == 0 and result.output == f"kgen {__version__}\n"
+
+
+def test_help_shows_every_default():
+    """Plain-text help: Rich markup would eat "[default: ...]" as a tag."""
+    result = runner.invoke(cli.app, ["new", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for shown in [
+        "Square input side in pixels [default: per arch]",
+        "Default global batch size [default: 64]",
+        "Default training epochs [default: the family's recipe]",
+        "[default: cosine]",
+        "[default: float32]",
+    ]:
+        assert shown in text, shown
+    assert " ." not in text  # no default silently dropped before the full stop
