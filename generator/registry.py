@@ -393,7 +393,7 @@ _ADAMW_EPOCHS = {
     "densenet": 8,
     "efficientnet": 15,
     "efficientnet_v2": 8,
-    "inception_resnet_v2": 8,
+    "inception_resnet_v2": 5,
     "inception_v3": 8,
     "mobilenet": 15,
     "mobilenet_v2": 15,
