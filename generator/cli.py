@@ -7,6 +7,7 @@ panel; `--help` and `kgen list` still show every valid value.
 
 from __future__ import annotations
 
+import signal
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
@@ -356,5 +357,10 @@ def list_choices() -> None:
             typer.echo(f"  {choice.name:<12}{choice.description}")
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds: a half-rendered project is removed
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     app()

@@ -11,7 +11,7 @@ import re
 
 from jinja2.ext import Extension
 
-from generator.formatting import format_or_defer
+from generator.formatting import format_source
 
 _JINJA_TAG = re.compile(r"{%.*?%}|{{.*?}}")
 
@@ -21,7 +21,7 @@ class BlackExtension(Extension):
 
     def __init__(self, environment):
         super().__init__(environment)
-        environment.filters["kgen_black"] = format_or_defer
+        environment.filters["kgen_black"] = format_source
 
     def preprocess(
         self, source: str, name: str | None, filename: str | None = None

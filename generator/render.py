@@ -5,19 +5,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cached_property
 from pathlib import Path
 
 import copier
 import yaml
 
 from generator import store
-from generator.formatting import parallel_formatting
 from generator.spec import ProjectSpec, SpecError, check_destination
 
 CONFLICT_MARKER = re.compile(r"^<{7} before updating$", re.MULTILINE)
@@ -53,20 +50,17 @@ def create_project(
     )
     staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a project is not
     try:
-        # Formatting workers stop before the store's lock is released (they inherit it).
-        with _template_source(template) as source, parallel_formatting(staging):
-            head = store.head(source) if template is None and ref == "HEAD" else None
-            if head is None or not _copy_from_checkout(source, head, staging, answers):
-                copier.run_copy(
-                    str(source),
-                    staging,
-                    data=answers,
-                    vcs_ref=ref,
-                    defaults=True,
-                    overwrite=True,
-                    quiet=True,
-                    unsafe=True,  # kgen's own template: its Jinja extension runs black
-                )
+        with _template_source(template) as source:
+            copier.run_copy(
+                str(source),
+                staging,
+                data=answers,
+                vcs_ref=ref,
+                defaults=True,
+                overwrite=True,
+                quiet=True,
+                unsafe=True,  # kgen's own template: its Jinja extension runs black
+            )
         _git_init(staging)
         if destination.exists():
             destination.rmdir()  # checked empty above
@@ -74,68 +68,6 @@ def create_project(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def _copy_from_checkout(
-    source: Path, head: store.Head, staging: Path, answers: dict[str, object]
-) -> bool:
-    """copier's run_copy of the store's HEAD, read from the store's work tree, no clone.
-
-    `store.sync` left the work tree a clean checkout of HEAD, so copier reads what its own
-    clone would hold, and it records the same `_src_path` and `_commit` (described at the
-    sync). copier's per-file `git config` probes of the destination are skipped: the
-    staging directory is not a repository yet, so they never change anything. File modes
-    are then set as rendering from a fresh clone sets them. Returns False, having done
-    nothing, if this copier lacks the internals used here.
-    """
-    from copier._main import Worker
-    from copier._template import Template
-
-    preset = {
-        "local_abspath": source.resolve(),
-        "vcs": "git",
-        "commit": head.commit,
-        "commit_hash": head.sha,
-        "git_index_modes": {},  # modes are fixed below
-    }
-    if not isinstance(getattr(Worker, "template", None), cached_property) or not all(
-        isinstance(getattr(Template, name, None), cached_property) for name in preset
-    ):
-        return False
-    template = Template(url=str(source), ref="HEAD")
-    template.__dict__.update(preset)
-    with Worker(
-        src_path=str(source),
-        dst_path=staging,
-        data=answers,
-        vcs_ref="HEAD",
-        defaults=True,
-        overwrite=True,
-        quiet=True,
-        unsafe=True,  # kgen's own template: its Jinja extension runs black
-    ) as worker:
-        worker.__dict__["template"] = template
-        worker.__dict__["_sync_git_index_executable_bit"] = _skip
-        worker.run_copy()
-    _set_cloned_modes(staging)
-    return True
-
-
-def _skip(*args: object) -> None:
-    return None
-
-
-def _set_cloned_modes(root: Path) -> None:
-    """Give each file the mode copier gives it from a clone: rw by umask, +x if executable."""
-    regular = 0o666 & ~_umask()
-    for directory, _, files in os.walk(root):
-        for name in files:
-            path = os.path.join(directory, name)
-            mode = os.lstat(path).st_mode
-            if stat.S_ISREG(mode):
-                wanted = regular | (0o111 if mode & stat.S_IXUSR else 0)
-                if stat.S_IMODE(mode) != wanted:
-                    os.chmod(path, wanted)
 
 
 def recorded_answers(project: Path) -> dict[str, object]:

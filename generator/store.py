@@ -9,8 +9,9 @@ and the new version there. The store is `$KGEN_HOME/template` (default
 `~/.local/share/kgen/template`).
 
 Syncing costs several git processes, so a sync leaves a stamp in the store's `.git`: the
-installed template's content digest, the kgen version, the state of the store's refs and
-what copier would record for HEAD. While all of those still hold, `sync` runs no git at all.
+installed template's content digest, the kgen version and the state of the store's refs.
+While all of those still hold, `sync` runs no git at all. kgen writes only to a store it
+created (a marker file in its `.git`); anything else at that path is refused, untouched.
 """
 
 from __future__ import annotations
@@ -24,21 +25,13 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from generator import __version__
 from generator.spec import SpecError
 
 _STAMP = "kgen-sync.json"  # in the store's .git directory
-
-
-@dataclass(frozen=True)
-class Head:
-    """The store's HEAD as copier would record it after cloning the store."""
-
-    commit: str  # `git describe --tags --always`: copier's `_commit`
-    sha: str  # the full commit hash
+_MARKER = "kgen-store"  # ditto: kgen created this store, so it may write to it
 
 
 def store_dir() -> Path:
@@ -73,23 +66,18 @@ def locked(store: Path) -> Iterator[None]:
 def sync(template: Path, store: Path | None = None, version: str = __version__) -> Path:
     """Commit `template` into the store if its content is new; tag v<version>; return store.
 
-    The template directory is staged through a private index, so an unchanged template
-    costs no copying, and a stamp (see the module docstring) skips git altogether when
-    nothing changed since the last sync. Call it inside `locked(store)` and keep the lock
-    while copier reads the store, so a concurrent kgen never sees its work tree
-    half-written. Afterwards the store's work tree is a clean checkout of HEAD.
+    The template directory is staged through a private index, and a stamp (see the module
+    docstring) skips git altogether when nothing changed since the last sync. Call it
+    inside `locked(store)` and keep the lock while copier reads the store: afterwards its
+    work tree is a clean checkout of HEAD (copier would include uncommitted changes).
     """
     store = store or store_dir()
-    digest = tree_digest(template, implied_dirs=True)
-    stamp = _read_stamp(store)
-    if stamp.get("key") == _stamp_key(store, digest, version) and (
-        stamp.get("checkout") is False or tree_digest(store, dirs=True) == digest
-    ):
+    digest = tree_digest(template)
+    stamp = _read_stamp(store).get("key")
+    if stamp == _stamp_key(store, digest, version) and tree_digest(store) == digest:
         return store
+    _claim(store)
     with tempfile.TemporaryDirectory() as scratch:
-        if not (store / ".git").is_dir():
-            store.mkdir(parents=True, exist_ok=True)
-            git(store, "init", "--quiet", "--initial-branch=main")
         env = {"GIT_WORK_TREE": str(template), "GIT_INDEX_FILE": f"{scratch}/index"}
         git(store, "add", "--all", "--force", ".", env=env)
         tree = git(store, "write-tree", env=env).stdout.strip()
@@ -100,7 +88,6 @@ def sync(template: Path, store: Path | None = None, version: str = __version__) 
             if parent
             else ""
         )
-        sha = parent
         if tree != current:
             parents = ["-p", parent] if parent else []
             message = f"kgen {version} template"
@@ -108,55 +95,46 @@ def sync(template: Path, store: Path | None = None, version: str = __version__) 
                 store, "commit-tree", tree, *parents, "-m", message
             ).stdout.strip()
             git(store, "update-ref", "refs/heads/main", sha)
-        # copier reads the work tree: make it HEAD's checkout even when the template was
-        # already committed, in case something else touched it.
-        git(store, "reset", "--hard", "--quiet")
-        git(store, "clean", "-fdxq")
         tag = f"v{version}"
         if not git(store, "tag", "--list", tag).stdout.strip():
             git(store, "tag", tag)
-        commit = git(store, "describe", "--tags", "--always").stdout.strip()
-    stamp = {
-        "key": _stamp_key(store, digest, version),
-        "commit": commit,
-        "sha": sha,
-        # False if git cannot mirror the template (e.g. a nested repository): then
-        # `head` says so and kgen renders from a clone, as copier does.
-        "checkout": tree_digest(store, dirs=True) == digest,
-    }
+        git(store, "reset", "--hard", "--quiet")  # a store kgen created (see _claim)
+        git(store, "clean", "-fdxq")
+    stamp = {"key": _stamp_key(store, digest, version)}
     (store / ".git" / _STAMP).write_text(json.dumps(stamp) + "\n")
     return store
 
 
-def head(store: Path) -> Head | None:
-    """What copier would record for the store's HEAD after cloning it, as of the last
-    `sync`; None unless the store's work tree is a checkout of the synced template."""
-    stamp = _read_stamp(store)
-    if not stamp.get("checkout"):
-        return None
-    return Head(stamp["commit"], stamp["sha"])
+def _claim(store: Path) -> None:
+    """Create the store, or check that the directory there is one kgen created.
 
-
-def tree_digest(root: Path, *, dirs: bool = False, implied_dirs: bool = False) -> str:
-    """A digest of the files `git add --all --force` would commit from `root`.
-
-    Paths, contents, symlink targets and executable bits; `.git` is skipped. With `dirs`,
-    every directory counts too; with `implied_dirs`, the directories that hold files (the
-    ones a git checkout recreates). So the digest of a clean checkout with `dirs` equals
-    the digest of its source with `implied_dirs`.
+    Anything else at that path (the user's files, their own git repository) is refused,
+    and nothing in it is touched.
     """
+    marker = store / ".git" / _MARKER
+    if (
+        marker.is_file() or (store / ".git" / _STAMP).is_file()
+    ):  # older kgen: stamp only
+        marker.touch()
+        return
+    if store.exists() and (not store.is_dir() or any(store.iterdir())):
+        raise SpecError(
+            f"{str(store)!r} is not kgen's template store, and kgen will not touch it; "
+            "move it away or set KGEN_HOME to another directory"
+        )
+    store.mkdir(parents=True, exist_ok=True)
+    git(store, "init", "--quiet", "--initial-branch=main")
+    marker.touch()
+
+
+def tree_digest(root: Path) -> str:
+    """A digest of the files `git add --all --force` would commit from `root`: paths,
+    contents, symlink targets and executable bits; `.git` is skipped."""
     entries = set()
     for directory, subdirs, files in os.walk(root):
         relative = os.path.relpath(directory, root)
-        if dirs and relative != ".":
-            entries.add(f"d {relative}")
-        if implied_dirs and files and relative != ".":
-            parent = relative
-            while parent:
-                entries.add(f"d {parent}")
-                parent = os.path.dirname(parent)
         subdirs[:] = [name for name in subdirs if name != ".git"]
-        for name in [*subdirs, *files]:
+        for name in files:
             path = os.path.join(directory, name)
             name = os.path.normpath(os.path.join(relative, name))
             info = os.lstat(path)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -163,39 +169,46 @@ def _tree(project) -> dict[str, tuple[bytes, int]]:
     }
 
 
-def test_fast_path_writes_what_plain_copier_writes(tmp_path, monkeypatch):
-    """`kgen new` in its own process renders from the store's checkout with black in
-    worker processes; the result must equal copier's clone-and-render path exactly."""
-    import subprocess
-    import sys
+@pytest.mark.parametrize("own_repo", [False, True])
+def test_store_refuses_a_directory_kgen_did_not_create(tmp_path, monkeypatch, own_repo):
+    """Whatever is at $KGEN_HOME/template that kgen did not create is left untouched."""
+    home = tmp_path / "home"
+    mine = home / "template"
+    (mine / "mystuff").mkdir(parents=True)
+    (mine / "notes.txt").write_text("precious")
+    if own_repo:
+        subprocess.run(["git", "init", "-q", str(mine)], check=True)
+    before = _tree(mine)
+    monkeypatch.setenv("KGEN_HOME", str(home))
+    result = kgen("new", str(tmp_path / "p"), "--defaults")
+    assert result.exit_code == 2
+    assert "is not kgen's template store" in result.output
+    assert _tree(mine) == before and (mine / "mystuff").is_dir()
+    assert not (tmp_path / "p").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["home"]  # no staging left
 
-    from generator import render
-    from generator.spec import ProjectSpec
 
-    options = ["--task", "multilabel", "--loop", "custom", "--data", "folder"]
-    for name in ("fast", "in-process", "plain"):
-        (tmp_path / name).mkdir()
-    fast = tmp_path / "fast" / "proj"
-    result = subprocess.run(
-        [sys.executable, "-m", "generator", "new", str(fast), *options, "--defaults"],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-
-    used = []
-    fast_path = render._copy_from_checkout
-    monkeypatch.setattr(
-        render, "_copy_from_checkout", lambda *args: used.append(fast_path(*args))
-    )
-    spec = ProjectSpec("proj", task="multilabel", loop="custom", data="folder")
-    render.create_project(spec, tmp_path / "in-process" / "proj")
-    assert used == [True]  # this copier still has the internals the fast path uses
-
-    monkeypatch.setattr(render, "_copy_from_checkout", lambda *args: False)
-    render.create_project(spec, tmp_path / "plain" / "proj")  # copier's run_copy
-    assert _tree(fast) == _tree(tmp_path / "plain" / "proj")
-    assert _tree(fast) == _tree(tmp_path / "in-process" / "proj")
+def test_a_killed_kgen_new_never_blocks_the_next(tmp_path):
+    """SIGTERM or SIGKILL at any point: the next kgen new on the same store completes."""
+    env = {**os.environ, "KGEN_HOME": str(tmp_path / "home")}
+    command = [sys.executable, "-m", "generator", "new"]
+    for number, (sig, delay) in enumerate(
+        [(signal.SIGTERM, 0.3), (signal.SIGKILL, 0.5), (signal.SIGTERM, 0.8)]
+    ):
+        victim = subprocess.Popen(
+            [*command, str(tmp_path / f"killed{number}"), "--defaults"], env=env
+        )
+        time.sleep(delay)
+        victim.send_signal(sig)
+        victim.wait(timeout=60)
+        if sig == signal.SIGTERM:  # cleans up: a whole project or nothing
+            leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+            assert leftovers == []
+        after = tmp_path / f"after{number}"
+        subprocess.run(
+            [*command, str(after), "--defaults"], env=env, timeout=120, check=True
+        )
+        assert (after / ".copier-answers.yml").is_file()
 
 
 def test_version():
