@@ -39,6 +39,7 @@ def store(tmp_path, monkeypatch) -> Path:
     repo = tmp_path / "home" / "template"
     shutil.copytree(REPO / "templates", repo)
     git(repo, "init", "--quiet", "--initial-branch=main")
+    (repo / ".git" / "kgen-store").touch()  # kgen's mark: a store kgen may write to
     git(repo, "add", "--all")
     git(repo, "commit", "--quiet", "-m", "v1")
     git(repo, "tag", "v1")
