@@ -377,6 +377,8 @@ class Recipe:
     dropout: float  # before the head
     epochs: int  # the default run; enough to learn the bundled sample
     source: str  # where the values come from, written beside them in config.py
+    # With --augment: zoom and contrast factors; rotation is half of it (of a full turn).
+    augment_strength: float = 0.1
 
 
 _ADAMW_SOURCE = (

@@ -230,6 +230,7 @@ class ProjectSpec:
             weight_decay=spec.weight_decay(),
             warmup_epochs=spec.recipe.warmup_epochs,
             dropout=spec.recipe.dropout,
+            augment_strength=spec.recipe.augment_strength,
             recipe_source=spec.recipe.source,
             reference_batch=registry.REFERENCE_BATCH,
         )

@@ -297,8 +297,9 @@ def test_family_recipe_lands_in_config(tmp_path, family):
     """
     arch = FAMILIES[family]
     recipe = registry.recipe(arch)
-    project = generate(tmp_path, "proj", arch=arch.name, loop="custom")
+    project = generate(tmp_path, "proj", arch=arch.name, loop="custom", augment=True)
     config = (project / "proj" / "config.py").read_text()
+    assert f"zoom: float = {recipe.augment_strength}" in config
     assert f"learning_rate: float = {recipe.learning_rate}" in config
     assert f"weight_decay: float = {recipe.weight_decay}" in config
     assert f"warmup_epochs: float = {recipe.warmup_epochs}" in config
