@@ -4,7 +4,9 @@ size and epochs through the project's own CLI, and scored on the validation spli
 
 Prints a Markdown table (the README's) and writes JSON. Targets: every family >= 0.90
 final validation accuracy, no final train-minus-validation gap > 0.10, simple_cnn >= 0.985,
-and inference-mode accuracy on training batches within 0.05 of training-mode accuracy.
+and inference-mode accuracy on training batches at most 0.05 below training-mode accuracy
+(stale normalization statistics make it far lower; dropout and stochastic depth, which
+run in training mode only, can make it higher).
 
     python benchmarks/learning.py [--only resnet50,mlp] [--loop fit|custom]
                                   [--epochs N] [--json FILE] [--table FILE]
@@ -119,7 +121,7 @@ def verdict(row: dict) -> str:
     ok = (
         row["final_val_accuracy"] >= floor
         and row["train_minus_val"] <= MAX_GAP
-        and abs(row["inference_minus_training_mode"]) <= MAX_MODE_GAP
+        and row["inference_minus_training_mode"] >= -MAX_MODE_GAP
     )
     return "ok" if ok else "MISSED"
 

@@ -2,8 +2,9 @@
 
 Each case is one row of benchmarks/learning.py: the family's representative, generated
 with its default recipe, trained through the project's own CLI; the floors are the
-benchmark's (final validation accuracy, train-minus-validation gap, and inference-mode vs
-training-mode accuracy on training batches, which stale normalization statistics split).
+benchmark's (final validation accuracy, train-minus-validation gap, and inference-mode
+accuracy on training batches at most 0.05 below training-mode accuracy: stale
+normalization statistics make it far lower).
 """
 
 from __future__ import annotations
@@ -31,4 +32,4 @@ def test_family_learns_and_generalizes(tmp_path, family, arch, loop):
     floor = learning.SIMPLE_CNN_FLOOR if arch == "simple_cnn" else learning.FLOOR
     assert row["final_val_accuracy"] >= floor, row
     assert row["train_minus_val"] <= learning.MAX_GAP, row
-    assert abs(row["inference_minus_training_mode"]) <= learning.MAX_MODE_GAP, row
+    assert row["inference_minus_training_mode"] >= -learning.MAX_MODE_GAP, row
