@@ -188,9 +188,14 @@ class ProjectSpec:
             )
         return spec
 
+    def _sgd_instead(self, optimizer: str) -> bool:
+        """SGD was chosen over an adaptive recipe: it takes SGD's own lr and decay."""
+        return optimizer == "sgd" != self.recipe.optimizer
+
     def _default_learning_rate(self, optimizer: str) -> float:
-        sgd_instead = optimizer == "sgd" != self.recipe.optimizer
-        return SGD_LEARNING_RATE if sgd_instead else self.recipe.learning_rate
+        if self._sgd_instead(optimizer):
+            return SGD_LEARNING_RATE
+        return self.recipe.learning_rate
 
     def _default_label_smoothing(self) -> float:
         return 0.0 if self.task == "regression" else self.recipe.label_smoothing
@@ -198,8 +203,9 @@ class ProjectSpec:
     def weight_decay(self) -> float:
         """The recipe's decoupled weight decay; SGD chosen instead gets its own."""
         assert self.optimizer  # resolved
-        sgd_instead = self.optimizer == "sgd" != self.recipe.optimizer
-        return SGD_WEIGHT_DECAY if sgd_instead else self.recipe.weight_decay
+        if self._sgd_instead(self.optimizer):
+            return SGD_WEIGHT_DECAY
+        return self.recipe.weight_decay
 
     def answers(self) -> dict[str, object]:
         """The copier answers: the user's options plus values derived from the registry.
