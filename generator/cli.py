@@ -7,6 +7,7 @@ panel; `--help` and `kgen list` still show every valid value.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from dataclasses import fields, replace
@@ -357,10 +358,23 @@ def list_choices() -> None:
             typer.echo(f"  {choice.name:<12}{choice.description}")
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds: a half-rendered project is removed
+def _stopped(signum: int, frame: object) -> None:
+    """SIGTERM/SIGINT: undo the work in progress, then exit 128 + signal number.
+
+    Cleaning up here rather than raising keeps it certain: an exception raised in a
+    signal handler can land in a finalizer or import callback, where Python ignores it.
+    """
+    render = sys.modules.get("generator.render")  # imported lazily: maybe not yet
+    if render is not None:
+        render.abandon()
+    sys.stderr.write(
+        f"kgen: stopped by {signal.Signals(signum).name}; nothing was left half-written\n"
+    )
+    sys.stderr.flush()
+    os._exit(128 + signum)
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminated)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stopped)
     app()

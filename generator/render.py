@@ -19,6 +19,11 @@ from generator.spec import ProjectSpec, SpecError, check_destination
 
 CONFLICT_MARKER = re.compile(r"^<{7} before updating$", re.MULTILINE)
 
+# Work that abandon() undoes when the process is told to stop: staging directories to
+# remove, and projects being updated to put back to their last commit.
+_STAGING: set[Path] = set()
+_UPDATING: set[Path] = set()
+
 
 def template_dir() -> Path:
     """The copier template: packaged inside a wheel, or `templates/` beside a checkout."""
@@ -48,6 +53,7 @@ def create_project(
     staging = Path(
         tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent)
     )
+    _STAGING.add(staging)
     staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a project is not
     try:
         with _template_source(template) as source:
@@ -68,6 +74,16 @@ def create_project(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        _STAGING.discard(staging)
+
+
+def abandon() -> None:
+    """Undo the work in progress: for a signal handler that is about to exit the process."""
+    for staging in list(_STAGING):
+        shutil.rmtree(staging, ignore_errors=True)
+    for project in list(_UPDATING):
+        _restore(project)
 
 
 def recorded_answers(project: Path) -> dict[str, object]:
@@ -108,18 +124,31 @@ def update_project(
                 f"template store {str(source)!r}; use `copier update` there"
             )
         store.check_ref(source, ref)
-        copier.run_update(
-            project,
-            data=spec.answers(),
-            vcs_ref=ref,
-            defaults=True,
-            overwrite=True,
-            quiet=True,
-            unsafe=True,
-            skip_answered=True,
-            conflict="inline",
-        )
+        _UPDATING.add(project)
+        try:
+            copier.run_update(
+                project,
+                data=spec.answers(),
+                vcs_ref=ref,
+                defaults=True,
+                overwrite=True,
+                quiet=True,
+                unsafe=True,
+                skip_answered=True,
+                conflict="inline",
+            )
+        except BaseException:
+            _restore(project)
+            raise
+        finally:
+            _UPDATING.discard(project)
     return conflicted_files(project)
+
+
+def _restore(project: Path) -> None:
+    """Put a project whose update failed back to its last commit (it was clean before)."""
+    for command in (["git", "reset", "--quiet", "--hard"], ["git", "clean", "-fdq"]):
+        subprocess.run(command, cwd=project, capture_output=True)
 
 
 @contextmanager

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -185,6 +187,25 @@ def test_unknown_version_and_non_project_are_clear_errors(project, tmp_path):
     result = kgen("update", str(tmp_path / "plain"))
     assert result.exit_code == 2
     assert "is not a kgen project" in result.output
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5, 3.0])
+def test_a_stopped_update_puts_the_project_back(project, delay):
+    """SIGTERM mid-update: the project is its last commit again, or the update finished."""
+    committed = git(project, "rev-parse", "HEAD")
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "generator", "update", str(project), "--to", "v2"],
+        cwd=REPO,
+    )
+    time.sleep(delay)
+    victim.send_signal(signal.SIGTERM)
+    victim.wait(timeout=120)
+    assert git(project, "rev-parse", "HEAD") == committed
+    if victim.returncode == 0:
+        assert "CHANGELOG.md" in git(project, "status", "--porcelain")
+    else:
+        assert victim.returncode == 128 + signal.SIGTERM
+        assert git(project, "status", "--porcelain", "--ignored") == ""
 
 
 def test_plain_copier_update_works_too(project):
