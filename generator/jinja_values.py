@@ -1,19 +1,29 @@
 """A Jinja extension that gives the template kgen's own values, so it keeps no copy of them.
 
 copier loads it from `_jinja_extensions` in templates/copier.yml; copier.yml's defaults
-read the values, so a plain `copier copy` records what `kgen new` records.
+and the templates read the registry through these globals, so a plain `copier copy`
+renders what `kgen new` renders.
 """
 
 from __future__ import annotations
 
 from jinja2.ext import Extension
 
+from generator import registry
 from generator.pythons import REQUIRES_PYTHON
 
 
 class KgenValues(Extension):
-    """Adds `kgen_requires_python` to the template's globals."""
+    """Adds kgen's values and registry lookups to the template's globals."""
 
     def __init__(self, environment):
         super().__init__(environment)
-        environment.globals["kgen_requires_python"] = REQUIRES_PYTHON
+        environment.globals.update(
+            kgen_requires_python=REQUIRES_PYTHON,
+            kgen_arch=registry.ARCHITECTURES.__getitem__,
+            kgen_task=registry.TASKS.__getitem__,
+            kgen_optimizer=registry.OPTIMIZERS.__getitem__,
+            kgen_data_dir_help=registry.data_dir_help,
+            kgen_metric_names=registry.metric_names,
+            kgen_source_module=registry.source_module,
+        )

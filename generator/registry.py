@@ -486,6 +486,13 @@ class Task:
     default_outputs: int  # for npz, folder and synthetic data
     tfds: TfdsDataset
     losses: tuple[str, ...]  # the first is the default
+    # What the generated project says and checks about its outputs:
+    outputs_rule: str  # config.py's check of data.num_outputs
+    npz_y: str  # what y holds in an .npz file
+    predict_verb: str  # `predict`'s help: "<verb> image files or folders"
+    prediction: str  # what predictions.csv holds
+    predict_noun: str  # the same, in a few words
+    metrics: tuple[str, ...]  # Keras metric names (top5_accuracy: more than 5 classes)
 
 
 TASKS: dict[str, Task] = {
@@ -497,6 +504,12 @@ TASKS: dict[str, Task] = {
         default_outputs=10,
         tfds=TfdsDataset("mnist", channels=1, outputs=10),  # labels: supervised_keys
         losses=("crossentropy",),
+        outputs_rule="at_least(2)",
+        npz_y="class indices",
+        predict_verb="classify",
+        prediction="top classes and their probabilities",
+        predict_noun="top classes",
+        metrics=("accuracy", "top5_accuracy"),
     ),
     "binary": Task(
         "binary",
@@ -506,6 +519,12 @@ TASKS: dict[str, Task] = {
         default_outputs=2,
         tfds=TfdsDataset("horses_or_humans", channels=3, outputs=2),
         losses=("crossentropy",),
+        outputs_rule="one_of(2)",
+        npz_y="class indices, 0 or 1",
+        predict_verb="classify",
+        prediction="classes, most probable first, and their probabilities",
+        predict_noun="class probabilities",
+        metrics=("accuracy", "auc"),
     ),
     "multilabel": Task(
         "multilabel",
@@ -518,6 +537,12 @@ TASKS: dict[str, Task] = {
             "voc/2007", channels=3, outputs=20, val_split="validation", labels="labels"
         ),
         losses=("crossentropy",),
+        outputs_rule="at_least(2)",
+        npz_y="0 or 1 per label",
+        predict_verb="label",
+        prediction="labels and each label's probability",
+        predict_noun="label probabilities",
+        metrics=("binary_accuracy", "auc"),
     ),
     "regression": Task(
         "regression",
@@ -534,6 +559,12 @@ TASKS: dict[str, Task] = {
             labels="value_scale,value_orientation",
         ),
         losses=("mse", "huber"),
+        outputs_rule="at_least(1)",
+        npz_y="targets",
+        predict_verb="predict the targets of",
+        prediction="predicted targets",
+        predict_noun="predicted targets",
+        metrics=("mae", "rmse"),
     ),
 }
 
@@ -615,3 +646,32 @@ def lookup(kind: str, table: dict[str, _T], name: str) -> _T:
     if close:
         message += f" (did you mean {close[0]!r}?)"
     raise RegistryError(f"{message}; valid: {', '.join(table)}")
+
+
+def data_dir_help(data: str, task: str) -> str:
+    """The generated project's --data-dir help for a data source and task."""
+    if data == "folder":
+        if TASKS[task].outputs_noun == "classes":
+            return "one subfolder of images per class"
+        return "images and labels.csv"
+    return {
+        "sample": "directory holding digits.npz",
+        "tfds": "tfds data directory",
+        "npz": "directory holding data.npz",
+    }[data]
+
+
+def metric_names(task: str, outputs: int) -> list[str]:
+    """The Keras names of the generated model's metrics (history.csv, metrics.json)."""
+    names = list(TASKS[task].metrics)
+    if task == "multiclass" and outputs <= 5:
+        names.remove("top5_accuracy")  # top-5 of 5 or fewer classes is always right
+    return names
+
+
+def source_module(data: str, task: str) -> str:
+    """The template variant of sources.py: folders and synthetic images of labels or
+    targets work differently from those of classes."""
+    if TASKS[task].outputs_noun == "classes" or data not in ("folder", "synthetic"):
+        return data
+    return {"folder": "folder_csv", "synthetic": "synthetic_patterns"}[data]

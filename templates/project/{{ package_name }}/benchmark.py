@@ -8,14 +8,10 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from {{ package_name }} import data
-from {{ package_name }}.config import Config
-from {{ package_name }}.distribute import make_strategy
-{% if loop == 'fit' %}
-from {{ package_name }}.train import compiled_model
-{% else %}
-from {{ package_name }}.train import CustomLoop
-{% endif %}
+from . import data
+from .config import Config
+from .distribute import make_strategy
+from .loop import step_runner
 
 
 def benchmark(cfg: Config, steps: int = 100) -> dict[str, float]:
@@ -25,9 +21,11 @@ def benchmark(cfg: Config, steps: int = 100) -> dict[str, float]:
     strategy = make_strategy()
     datasets = data.build_datasets(cfg.data)
     one_batch = datasets.train().take(1).cache().repeat()
-    pipeline = images_per_second(pipeline_runner(datasets.train()), steps, cfg.data.batch_size)
+    pipeline = images_per_second(
+        pipeline_runner(datasets.train()), steps, cfg.data.batch_size
+    )
     step = images_per_second(
-        train_runner(cfg, strategy, one_batch, steps), steps, cfg.data.batch_size
+        step_runner(cfg, strategy, one_batch, steps), steps, cfg.data.batch_size
     )
     return {
         "pipeline_images_per_second": pipeline,
@@ -43,29 +41,6 @@ def pipeline_runner(dataset: tf.data.Dataset) -> Callable[[int], None]:
     def run(n: int) -> None:
         for _ in range(n):
             next(iterator)
-
-    return run
-
-
-def train_runner(
-    cfg: Config, strategy: tf.distribute.Strategy, dataset: tf.data.Dataset, steps: int
-) -> Callable[[int], None]:
-    """A function that runs n training steps (n a multiple of `steps`) on `dataset`."""
-    with strategy.scope():
-{% if loop == 'fit' %}
-        model = compiled_model(cfg, steps_per_epoch=steps)
-
-    def run(n: int) -> None:
-        model.fit(dataset, steps_per_epoch=n, epochs=1, shuffle=False, verbose=0)
-{% else %}
-        loop = CustomLoop(cfg, strategy, steps_per_epoch=steps)
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
-
-    def run(n: int) -> None:
-        for start in range(0, n, loop.steps_per_execution):
-            loop.train_steps(iterator, tf.constant(min(loop.steps_per_execution, n - start)))
-        float(loop.train_loss.result())  # wait for the device
-{% endif %}
 
     return run
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from {{ package_name }}.config import Config
-from {{ package_name }}.data import input_shape
-from {{ package_name }}.evaluate import load_trained_model
-from {{ package_name }}.model import build_model
+from .artifacts import load_trained_model
+from .config import Config
+from .data import input_shape
+from .model import build_model
+
 
 def export(cfg: Config, workdir: Path, fmt: str) -> Path:
     """Write workdir/exports/model.keras, saved_model/ or model.tflite; return its path."""
@@ -25,7 +26,9 @@ def export(cfg: Config, workdir: Path, fmt: str) -> Path:
     elif fmt == "saved_model":
         target = exports / "saved_model"
         shutil.rmtree(target, ignore_errors=True)
-        model.export(target)  # a `serve` signature: float32 images -> probabilities
+        model.export(
+            target
+        )  # a `serve` signature: float32 images -> the model's outputs
     else:
         target = exports / "model.tflite"
         with tempfile.TemporaryDirectory() as scratch:
@@ -38,6 +41,6 @@ def export(cfg: Config, workdir: Path, fmt: str) -> Path:
 def float32_copy(model: keras.Model, cfg: Config) -> keras.Model:
     """The same architecture and weights computing in float32 (variables already are)."""
     keras.mixed_precision.set_global_policy("float32")
-    copy = build_model(cfg.model, input_shape(cfg.data), cfg.data.{{ outputs_name }})
+    copy = build_model(cfg.model, input_shape(cfg.data), cfg.data.num_outputs)
     copy.set_weights(model.get_weights())
     return copy

@@ -10,7 +10,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from {{ package_name }}.config import ConfigError, TrainingDiverged, write_text
+from .artifacts import write_text
+from .config import TrainConfig
+from .errors import ConfigError, TrainingDiverged
 
 
 class TrainingState:
@@ -24,7 +26,9 @@ class TrainingState:
     def __init__(self, directory: Path, model: keras.Model, keep: int = 2):
         self.directory = directory
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        model.optimizer.build(model.trainable_variables)  # its slots exist before restore
+        model.optimizer.build(
+            model.trainable_variables
+        )  # its slots exist before restore
         # The learning rate comes from the config (a resumed run may change it).
         optimizer = [v for v in model.optimizer.variables if v.name != "learning_rate"]
         self._checkpoint = tf.train.Checkpoint(
@@ -76,7 +80,9 @@ class CSVHistory(keras.callbacks.Callback):
         self.rows = self._read()[:initial_epoch]
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        self.rows.append(
+            {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
+        )
         columns = ["epoch", *sorted({k for row in self.rows for k in row} - {"epoch"})]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
@@ -99,3 +105,24 @@ def check_finite(logs: dict[str, float], state: TrainingState) -> None:
             f"training stopped: the loss became {loss}; the last good checkpoint is kept "
             f"in {str(state.directory)!r} (lower train.learning_rate and run again)"
         )
+
+
+def make_callbacks(
+    outdir: Path, state: TrainingState, initial_epoch: int, cfg: TrainConfig
+) -> list[keras.callbacks.Callback]:
+    """Stop on NaN, checkpoint each good epoch, history.csv, TensorBoard, early stop."""
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        SaveEachEpoch(state),
+        CSVHistory(outdir / "history.csv", initial_epoch),
+        keras.callbacks.TensorBoard(outdir / "logs"),
+    ]
+    if cfg.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=cfg.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    return callbacks

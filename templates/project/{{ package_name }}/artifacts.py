@@ -1,0 +1,81 @@
+"""The files a run writes and reads back: JSON, text, the trained model, output names."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from .errors import ConfigError
+
+MODEL_FILE = "model.keras"
+OUTPUT_NAMES_FILE = "output_names.json"
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename: a crash never leaves a truncated file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.name}.", delete=False
+    ) as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value in `path`; ConfigError naming the file if it is missing or broken."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{str(path)!r} does not exist; run train first") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"cannot read {str(path)!r}: {error}") from None
+
+
+def save_model(model: keras.Model, workdir: Path) -> None:
+    """Save workdir/model.keras via a temporary file, so a crash never leaves it truncated."""
+    path = workdir / MODEL_FILE
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def load_trained_model(workdir: Path) -> keras.Model:
+    """The trained model in workdir/model.keras, uncompiled."""
+    path = workdir / MODEL_FILE
+    if not path.is_file():
+        raise ConfigError(f"no trained model at {str(path)!r}; run train first")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as error:
+        reason = (
+            str(error).strip().splitlines()[0]
+            if str(error).strip()
+            else type(error).__name__
+        )
+        raise ConfigError(
+            f"cannot load {str(path)!r} ({reason}); train again to rewrite it"
+        ) from None
+
+
+def save_output_names(workdir: Path, names: list[str]) -> None:
+    write_json(workdir / OUTPUT_NAMES_FILE, names)
+
+
+def load_output_names(workdir: Path) -> list[str]:
+    """The names of the model's outputs, in order, as the run saved them."""
+    names = read_json(workdir / OUTPUT_NAMES_FILE)
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ConfigError(
+            f"{str(workdir / OUTPUT_NAMES_FILE)!r} must hold a JSON list of names; "
+            "train again to rewrite it"
+        )
+    return names

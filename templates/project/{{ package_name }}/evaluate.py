@@ -1,0 +1,63 @@
+"""Evaluation: validation metrics, the task's report, and training-curve plots."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from . import data
+from .artifacts import load_trained_model, write_json
+from .config import Config
+from .report import write_report
+from .task import make_loss, make_metrics
+
+
+def evaluate(cfg: Config, workdir: Path) -> dict[str, float]:
+    """Reload workdir/model.keras and write, next to it: metrics.json, the task's report
+    and (from history.csv) training_curves.png."""
+    model = load_trained_model(workdir)
+    datasets = data.build_datasets(cfg.data)
+    metrics = evaluate_model(model, datasets.val, cfg)
+    write_report(model, datasets.val, datasets.output_names, workdir)
+    if (workdir / "history.csv").is_file():
+        _plot_history(workdir / "history.csv", workdir / "training_curves.png")
+    write_json(workdir / "metrics.json", metrics)
+    return metrics
+
+
+def evaluate_model(
+    model: keras.Model, val: tf.data.Dataset, cfg: Config
+) -> dict[str, float]:
+    """Validation loss and metrics, with Keras names prefixed by "val_"."""
+    model.compile(loss=make_loss(cfg.train), metrics=make_metrics(cfg.data.num_outputs))
+    results = model.evaluate(val, return_dict=True, verbose=0)
+    return {f"val_{name}": float(value) for name, value in results.items()}
+
+
+def _plot_history(history_csv: Path, path: Path) -> None:
+    with history_csv.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    if not rows:
+        return  # a header only: no epoch finished
+    epochs = [int(row["epoch"]) + 1 for row in rows]
+    metrics = sorted({name.removeprefix("val_") for name in rows[0] if name != "epoch"})
+    figure = Figure(figsize=(5 * len(metrics), 4), layout="constrained")
+    for axes, name in zip(
+        np.atleast_1d(figure.subplots(1, len(metrics))), metrics, strict=True
+    ):
+        for prefix, label in (("", "training"), ("val_", "validation")):
+            if prefix + name in rows[0]:
+                axes.plot(
+                    epochs, [float(row[prefix + name]) for row in rows], label=label
+                )
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_title(name)
+        axes.legend()
+    figure.savefig(path, dpi=100)
