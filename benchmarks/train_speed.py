@@ -41,7 +41,7 @@ def eager_runner(package, cfg, dataset):
     model_module = importlib.import_module(f"{package.__name__}.model")
     data_module = importlib.import_module(f"{package.__name__}.data")
     model = model_module.build_model(
-        cfg.model, data_module.input_shape(cfg.data), cfg.data.num_classes
+        cfg.model, data_module.input_shape(cfg.data), cfg.data.num_outputs
     )
     optimizer = keras.optimizers.Adam(cfg.train.learning_rate)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()

@@ -36,7 +36,7 @@ import json, sys
 import numpy as np, tensorflow as tf, keras
 from proj.config import Config
 from proj.data import input_shape, preprocess
-from proj.train import model_for_run
+from proj.model import model_for_run
 
 cfg = Config()
 cfg.train.epochs = 1

@@ -325,8 +325,8 @@ PROJECT = {
     ),
     "P13-one-class": (
         ["train", "--config", "{tmp}/c.json"],
-        {"c.json": {"data": {"num_classes": 1}}},
-        r"data.num_classes = 1 is not valid: must be >= 2",
+        {"c.json": {"data": {"num_outputs": 1}}},
+        r"data.num_outputs = 1 is not valid: must be >= 2",
     ),
     "P14-output-dir-is-a-file": (
         ["train", "--output-dir", "{tmp}/afile"],
@@ -340,8 +340,8 @@ PROJECT = {
     ),
     "P16-classes-differ-from-data": (
         ["train", "--config", "{tmp}/c.json", "--output-dir", "{tmp}/out"],
-        {"c.json": {"data": {"num_classes": 5}}},
-        r"the data has 10 classes but data.num_classes is 5; set it to 10",
+        {"c.json": {"data": {"num_outputs": 5}}},
+        r"the data has 10 classes but data.num_outputs is 5; set it to 10",
     ),
     "P17-evaluate-without-a-model": (
         ["evaluate", "--output-dir", "{tmp}/empty"],

@@ -19,9 +19,9 @@ from generator.render import create_project
 from generator.spec import ProjectSpec
 
 # v2's change and a user's colliding change, both to the module docstring of train.py.
-ORIGINAL = " under tf.distribute;"
-V2_DOCSTRING = " under tf.distribute (now with a changelog);"
-USERS_DOCSTRING = " under tf.distribute, my way;"
+ORIGINAL = "; resumes after a crash."
+V2_DOCSTRING = "; resumes after a crash (now with a changelog)."
+USERS_DOCSTRING = "; resumes after a crash, my way."
 
 
 def git(repo: Path, *args: str) -> str:
@@ -67,8 +67,8 @@ def project(tmp_path, store) -> Path:
     text = train.read_text()
     train.write_text(
         text.replace(
-            "    model.save(tmp)\n",
-            "    model.save(tmp)  # user: saved before the rename\n",
+            "        save_model(model, outdir)\n",
+            "        save_model(model, outdir)  # user: saved before the rename\n",
         )
     )
     (destination / "notes.md").write_text("my notes\n")
@@ -144,7 +144,7 @@ def test_answer_change_of_task_rederives_outputs_and_loss(project):
         "# user: saved before the rename" in (project / "proj" / "train.py").read_text()
     )
     trains_a_step(project)
-    assert (project / "runs" / "check" / "target_names.json").read_text().strip() == (
+    assert (project / "runs" / "check" / "output_names.json").read_text().strip() == (
         '[\n  "digit"\n]'
     )
 
