@@ -493,6 +493,7 @@ class Task:
     prediction: str  # what predictions.csv holds
     predict_noun: str  # the same, in a few words
     metrics: tuple[str, ...]  # Keras metric names (top5_accuracy: more than 5 classes)
+    sample_text: str  # how the bundled digits are labelled for this task (README)
 
 
 TASKS: dict[str, Task] = {
@@ -510,6 +511,7 @@ TASKS: dict[str, Task] = {
         prediction="top classes and their probabilities",
         predict_noun="top classes",
         metrics=("accuracy", "top5_accuracy"),
+        sample_text="",
     ),
     "binary": Task(
         "binary",
@@ -525,6 +527,7 @@ TASKS: dict[str, Task] = {
         prediction="classes, most probable first, and their probabilities",
         predict_noun="class probabilities",
         metrics=("accuracy", "auc"),
+        sample_text=", as two classes: digits 0-4 and 5-9",
     ),
     "multilabel": Task(
         "multilabel",
@@ -543,6 +546,8 @@ TASKS: dict[str, Task] = {
         prediction="labels and each label's probability",
         predict_noun="label probabilities",
         metrics=("binary_accuracy", "auc"),
+        sample_text=", each with four labels: even, above_4, prime and closed_loop "
+        "(0, 6, 8, 9)",
     ),
     "regression": Task(
         "regression",
@@ -565,6 +570,7 @@ TASKS: dict[str, Task] = {
         prediction="predicted targets",
         predict_noun="predicted targets",
         metrics=("mae", "rmse"),
+        sample_text=", with the digit's value, 0-9, as the target",
     ),
 }
 
@@ -602,14 +608,38 @@ DATA_SOURCES: dict[str, Choice] = {
     ),
 }
 
-STRATEGIES: dict[str, Choice] = {
-    "default": Choice("default", "one device (tf.distribute default strategy)"),
-    "mirrored": Choice("mirrored", "MirroredStrategy over all local GPUs/devices"),
-    "multiworker": Choice(
+@dataclass(frozen=True)
+class Strategy:
+    """A tf.distribute strategy: `kgen list`'s line and the generated README's."""
+
+    name: str
+    description: str
+    readme: str
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "default": Strategy(
+        "default",
+        "one device (tf.distribute default strategy)",
+        "the default strategy (one device)",
+    ),
+    "mirrored": Strategy(
+        "mirrored",
+        "MirroredStrategy over all local GPUs/devices",
+        "`MirroredStrategy` over all local GPUs, or all logical CPU devices when there "
+        "is no GPU",
+    ),
+    "multiworker": Strategy(
         "multiworker",
         "MultiWorkerMirroredStrategy across machines, from TF_CONFIG (custom loop)",
+        "`MultiWorkerMirroredStrategy` across the workers listed in `TF_CONFIG`",
     ),
-    "tpu": Choice("tpu", "TPUStrategy via the TPU cluster resolver"),
+    "tpu": Strategy(
+        "tpu",
+        "TPUStrategy via the TPU cluster resolver",
+        "`TPUStrategy` on the TPU found by `TPUClusterResolver` (set `TPU_NAME` if "
+        "needed)",
+    ),
 }
 
 PRECISIONS: dict[str, Choice] = {

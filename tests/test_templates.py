@@ -1,0 +1,69 @@
+"""The templates stay readable: few Jinja control lines, no tables, plain Python modules.
+
+A variant is a module (templates/variants/), not a branch: this test prints the control
+lines (`{% ... %}`) of every Python template and fails above the budget.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import REPO
+
+TEMPLATES = REPO / "templates"
+MAX_TOTAL, MAX_PER_FILE = 120, 20
+_JINJA_TAG = re.compile(r"{%.*?%}|{{.*?}}")
+
+
+def python_templates() -> list[Path]:
+    """Every template that renders to Python, conditional file names included."""
+    return sorted(
+        path
+        for path in TEMPLATES.rglob("*")
+        if path.is_file() and _JINJA_TAG.sub("", path.name).endswith((".py", ".py.jinja"))
+    )
+
+
+def control_lines(path: Path) -> int:
+    return sum("{%" in line for line in path.read_text().splitlines())
+
+
+def test_control_lines_stay_within_budget(capsys):
+    counts = {path.relative_to(TEMPLATES): control_lines(path) for path in python_templates()}
+    with capsys.disabled():
+        print(f"\nJinja control lines in {len(counts)} Python templates:")
+        for path, count in sorted(counts.items(), key=lambda item: -item[1]):
+            if count:
+                print(f"  {count:>3}  {path}")
+        print(f"  {sum(counts.values()):>3}  in total (budget {MAX_TOTAL})")
+    too_many = {str(path): n for path, n in counts.items() if n > MAX_PER_FILE}
+    assert not too_many, f"over {MAX_PER_FILE} control lines: {too_many}"
+    assert sum(counts.values()) <= MAX_TOTAL
+
+
+def test_no_tables_in_templates():
+    """Vocabulary lives in generator/registry.py, not in `{% set %}` tables."""
+    offenders = [
+        str(path.relative_to(TEMPLATES))
+        for path in TEMPLATES.rglob("*.jinja")
+        if "{% set" in path.read_text()
+    ]
+    assert offenders == []
+
+
+def test_package_imports_are_relative():
+    """Inside the generated package, modules import each other relatively."""
+    package = TEMPLATES / "project" / "{{ package_name }}"
+    for path in package.rglob("*.py*"):
+        assert "from {{ package_name }}" not in path.read_text(), path
+    for path in (TEMPLATES / "variants").rglob("*.jinja"):
+        if "tests" not in path.parts and "conftest" not in path.parts:
+            assert "from {{ package_name }}" not in path.read_text(), path
+
+
+def test_plain_modules_have_no_template_syntax():
+    """Package modules without the .jinja suffix are copied as they are."""
+    package = TEMPLATES / "project" / "{{ package_name }}"
+    for path in package.glob("*.py"):
+        assert not _JINJA_TAG.search(path.read_text()), path
