@@ -25,6 +25,7 @@ class KgenValues(Extension):
             kgen_optimizer=registry.OPTIMIZERS.__getitem__,
             kgen_strategy=registry.STRATEGIES.__getitem__,
             kgen_data_dir_help=registry.data_dir_help,
+            kgen_tfds=registry.tfds_dataset,
             kgen_metric_names=registry.metric_names,
             kgen_source_module=registry.source_module,
         )

@@ -705,3 +705,12 @@ def source_module(data: str, task: str) -> str:
     if TASKS[task].outputs_noun == "classes" or data not in ("folder", "synthetic"):
         return data
     return {"folder": "folder_csv", "synthetic": "synthetic_patterns"}[data]
+
+
+def tfds_dataset(task: str, name: str | None = None) -> TfdsDataset:
+    """The task's default tfds dataset, or the dataset `name` with default splits."""
+    default = TASKS[task].tfds
+    if name in (None, default.name):
+        return default
+    outputs = TASKS[task].default_outputs
+    return TfdsDataset(name, channels=1, outputs=outputs, labels=default.labels)

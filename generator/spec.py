@@ -88,15 +88,7 @@ class ProjectSpec:
 
     def tfds_dataset(self) -> registry.TfdsDataset:
         """The task's default tfds dataset, or the named one with default splits."""
-        default = self.task_info.tfds
-        if self.tfds_name in (None, default.name):
-            return default
-        return registry.TfdsDataset(
-            self.tfds_name,
-            channels=1,
-            outputs=self.task_info.default_outputs,
-            labels=default.labels,
-        )
+        return registry.tfds_dataset(self.task, self.tfds_name)
 
     def default_channels(self) -> int:
         if self.architecture.needs_rgb:

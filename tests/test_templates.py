@@ -7,7 +7,10 @@ lines (`{% ... %}`) of every Python template and fails above the budget.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
+
+import yaml
 
 from conftest import REPO
 
@@ -21,7 +24,8 @@ def python_templates() -> list[Path]:
     return sorted(
         path
         for path in TEMPLATES.rglob("*")
-        if path.is_file() and _JINJA_TAG.sub("", path.name).endswith((".py", ".py.jinja"))
+        if path.is_file()
+        and _JINJA_TAG.sub("", path.name).endswith((".py", ".py.jinja"))
     )
 
 
@@ -30,7 +34,9 @@ def control_lines(path: Path) -> int:
 
 
 def test_control_lines_stay_within_budget(capsys):
-    counts = {path.relative_to(TEMPLATES): control_lines(path) for path in python_templates()}
+    counts = {
+        path.relative_to(TEMPLATES): control_lines(path) for path in python_templates()
+    }
     with capsys.disabled():
         print(f"\nJinja control lines in {len(counts)} Python templates:")
         for path, count in sorted(counts.items(), key=lambda item: -item[1]):
@@ -67,3 +73,20 @@ def test_plain_modules_have_no_template_syntax():
     package = TEMPLATES / "project" / "{{ package_name }}"
     for path in package.glob("*.py"):
         assert not _JINJA_TAG.search(path.read_text()), path
+
+
+def test_copier_yml_choices_come_from_the_registry():
+    """`python tools/copier_yml.py` would change nothing: copier.yml has not drifted."""
+    sys.path.insert(0, str(REPO / "tools"))
+    import copier_yml
+
+    assert copier_yml.with_choices(copier_yml.COPIER_YML.read_text()) == (
+        copier_yml.COPIER_YML.read_text()
+    )
+    config = yaml.safe_load(copier_yml.COPIER_YML.read_text())
+    for key, table in copier_yml.CHOICES.items():
+        assert config[key]["choices"] == list(table), key
+    defaults = [
+        str(q.get("default", "")) for q in config.values() if isinstance(q, dict)
+    ]
+    assert not any("{'" in default for default in defaults)  # no tables in defaults
