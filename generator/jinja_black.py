@@ -26,7 +26,7 @@ class BlackExtension(Extension):
     def preprocess(
         self, source: str, name: str | None, filename: str | None = None
     ) -> str:
-        # Partials under includes/ are fragments, formatted as part of their includer.
+        # Variants (templates/variants/) are fragments, formatted as part of their includer.
         # Conditional names count by what they render to: {% if x %}conftest.py{% endif %}.
         plain = _JINJA_TAG.sub("", name or "")
         if plain.startswith("project/") and plain.endswith(".py.jinja"):

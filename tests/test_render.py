@@ -21,6 +21,21 @@ CORE_ARCHS = ["simple_cnn", "mlp", "mobilenet_v2", "resnet50"]
 COMBOS = list(itertools.product(CORE_ARCHS, registry.LOOPS, registry.DATA_SOURCES))
 
 
+def tiered(cases: list[tuple], fast: list[tuple]) -> list:
+    """pytest params: the `fast` cases run in every tier, the rest only with the slow
+    tests (in CI), so a contributor's `pytest -m "not slow"` stays within minutes."""
+    return [
+        (
+            pytest.param(*case, id="-".join(map(str, case)))
+            if case in fast
+            else pytest.param(
+                *case, id="-".join(map(str, case)), marks=pytest.mark.slow
+            )
+        )
+        for case in cases
+    ]
+
+
 def expected_files(package: str, data: str) -> set[str]:
     files = {
         ".copier-answers.yml",
@@ -65,7 +80,9 @@ def expected_files(package: str, data: str) -> set[str]:
 
 def read(project: Path, *modules: str) -> str:
     """The generated package's modules, concatenated."""
-    return "".join((project / "proj" / f"{module}.py").read_text() for module in modules)
+    return "".join(
+        (project / "proj" / f"{module}.py").read_text() for module in modules
+    )
 
 
 def project_files(project: Path) -> set[str]:
@@ -99,7 +116,10 @@ def assert_clean(project: Path) -> None:
     assert compileall.compile_dir(project, quiet=1, force=True, legacy=True)
 
 
-@pytest.mark.parametrize("arch, loop, data", COMBOS, ids=["-".join(c) for c in COMBOS])
+@pytest.mark.parametrize(
+    "arch, loop, data",
+    tiered(COMBOS, fast=[c for i, c in enumerate(COMBOS) if i % 5 == 0]),
+)
 def test_combination_renders_clean(tmp_path, arch, loop, data):
     project = generate(tmp_path, "proj", arch=arch, loop=loop, data=data)
     assert project_files(project) == expected_files("proj", data)
@@ -117,6 +137,7 @@ def test_combination_renders_clean(tmp_path, arch, loop, data):
     assert ("digits.npz" in sources) == (data == "sample")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", registry.ARCHITECTURES)
 def test_every_architecture_task_and_loop_renders_clean(tmp_path, arch):
     """The full architecture x task x loop matrix: clean, compiling, the right head."""
@@ -138,7 +159,23 @@ def test_every_architecture_task_and_loop_renders_clean(tmp_path, arch):
     assert_clean(tmp_path)
 
 
-# The output layer of each task's head, as it appears in model.py.
+def test_every_architecture_renders_clean(tmp_path):
+    """Each architecture once (tasks and loops in turn): its backbone and preprocessing.
+    The slow tier renders every architecture with every task and loop."""
+    tasks = itertools.cycle(itertools.product(registry.TASKS, registry.LOOPS))
+    for arch, (task, loop) in zip(registry.ARCHITECTURES, tasks):
+        info = registry.ARCHITECTURES[arch]
+        project = generate(tmp_path / arch, "proj", arch=arch, task=task, loop=loop)
+        assert HEADS[task] in read(project, "task"), arch
+        if info.is_application:
+            assert f"keras.applications.{info.keras_class}(" in read(project, "model")
+        assert ("preprocess_input" in read(project, "data")) == (
+            info.preprocessing == registry.PREPROCESS_INPUT
+        )
+    assert_clean(tmp_path)
+
+
+# The output layer of each task's head, as it appears in task.py.
 HEADS = {
     "multiclass": 'num_outputs, activation="softmax", dtype="float32"',
     "binary": '1, activation="sigmoid", dtype="float32"',
@@ -204,19 +241,28 @@ def test_every_task_loop_and_source_renders_clean(tmp_path, task, loop, data):
         (
             "multiclass",
             dict(label_smoothing=0.1),
-            ["label_smoothing: float = field(default=0.1", "SparseCrossentropyWithSmoothing("],
+            [
+                "label_smoothing: float = field(default=0.1",
+                "SparseCrossentropyWithSmoothing(",
+            ],
             ["SparseCategoricalCrossentropy("],
         ),
         (
             "multilabel",
             dict(label_smoothing=0.05),
-            ["label_smoothing: float = field(default=0.05", "label_smoothing=cfg.label_smoothing"],
+            [
+                "label_smoothing: float = field(default=0.05",
+                "label_smoothing=cfg.label_smoothing",
+            ],
             ["SparseCrossentropyWithSmoothing"],
         ),
         (
             "regression",
             dict(loss="huber"),
-            ["huber_delta: float = field(default=1.0", "keras.losses.Huber(delta=cfg.huber_delta"],
+            [
+                "huber_delta: float = field(default=1.0",
+                "keras.losses.Huber(delta=cfg.huber_delta",
+            ],
             ["keras.losses.MeanSquaredError(", "label_smoothing"],
         ),
         (
@@ -251,8 +297,15 @@ RUNTIME = [
 
 @pytest.mark.parametrize(
     "loop, strategy, precision, jit",
-    RUNTIME,
-    ids=["-".join(map(str, r)) for r in RUNTIME],
+    tiered(
+        RUNTIME,
+        fast=[
+            ("fit", "default", "float32", False),
+            ("fit", "mirrored", "mixed_float16", True),
+            ("custom", "multiworker", "mixed_bfloat16", False),
+            ("custom", "tpu", "float32", True),
+        ],
+    ),
 )
 def test_strategy_precision_and_xla_render_clean(
     tmp_path, loop, strategy, precision, jit

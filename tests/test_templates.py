@@ -90,3 +90,19 @@ def test_copier_yml_choices_come_from_the_registry():
         str(q.get("default", "")) for q in config.values() if isinstance(q, dict)
     ]
     assert not any("{'" in default for default in defaults)  # no tables in defaults
+
+
+def test_root_readme_lists_every_generated_module(tmp_path):
+    """The root README's layout of a generated project names each of its modules."""
+    from conftest import generate
+
+    project = generate(tmp_path, "my-digits", data="npz")
+    readme = (REPO / "README.md").read_text()
+    layout = readme[
+        readme.index("my-digits/\n") : readme.index("```", readme.index("my-digits/\n"))
+    ]
+    for path in [
+        *(project / "my_digits").glob("*.py"),
+        *(project / "tests").glob("*.py"),
+    ]:
+        assert path.name in layout, path.name
