@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +47,36 @@ def save_model(model: keras.Model, workdir: Path) -> None:
     """Save workdir/model.keras via a temporary file, so a crash never leaves it truncated."""
     path = workdir / MODEL_FILE
     tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def run_lock(workdir: Path) -> Iterator[None]:
+    """Hold workdir for this process: a second train on it fails at once, naming us.
+
+    The lock is an flock on workdir/.lock, which the kernel releases when the process
+    ends however it ends, so a crashed run's lock never blocks the next.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    with (workdir / ".lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "another process"
+            raise ConfigError(
+                f"output directory {str(workdir)!r} is in use by {owner}; wait for it to "
+                "finish or use another --output-dir"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"process {os.getpid()}\n")
+        lock.flush()
+        yield
 
 
 def load_trained_model(workdir: Path) -> keras.Model:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import shutil
+import sys
 from pathlib import Path
 
 import keras
@@ -25,6 +27,8 @@ class TrainingState:
 
     def __init__(self, directory: Path, model: keras.Model, keep: int = 2):
         self.directory = directory
+        for leftover in directory.glob("*_temp"):  # an interrupted save's scratch files
+            shutil.rmtree(leftover, ignore_errors=True)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         model.optimizer.build(
             model.trainable_variables
@@ -39,19 +43,43 @@ class TrainingState:
         )
 
     def restore(self) -> int:
-        """Load the latest checkpoint, if any; return the number of epochs it completed."""
-        latest = self._manager.latest_checkpoint
-        if latest is None:
+        """Load the newest checkpoint that verifies; return the epochs it completed.
+
+        A checkpoint that cannot be read (a truncated file, a garbled `checkpoint` index)
+        is skipped for the one before it, with a warning; if none can be read, the run
+        refuses to start over silently and says how to.
+        """
+        found = self._checkpoints()
+        if not found:
             return 0
-        try:
-            self._checkpoint.restore(latest).assert_consumed()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
-            reason = str(error).strip().splitlines()[0]
-            raise ConfigError(
-                f"cannot resume from {latest!r}, which holds another model ({reason}); "
-                "use a new --output-dir"
-            ) from None
-        return int(self.epoch.numpy())
+        reasons = []
+        for path in found:
+            try:
+                self._checkpoint.restore(path).assert_consumed()
+            except (AssertionError, ValueError, tf.errors.OpError) as error:
+                reasons.append(f"{Path(path).name}: {_first_line(error)}")
+                continue
+            if reasons:
+                print(
+                    f"warning: skipped unreadable {'; '.join(reasons)}", file=sys.stderr
+                )
+            return int(self.epoch.numpy())
+        raise ConfigError(
+            f"cannot resume from the checkpoints in {str(self.directory)!r}, which hold "
+            f"another model or are damaged ({reasons[0]}); use a new --output-dir, or "
+            "delete that directory to start this run over"
+        )
+
+    def _checkpoints(self) -> list[str]:
+        """Checkpoint prefixes, newest first: the index's list, else the files found."""
+        numbers = set()
+        for index in self.directory.glob("ckpt-*.index"):
+            number = index.name.removeprefix("ckpt-").removesuffix(".index")
+            if number.isdigit():
+                numbers.add(int(number))
+        return [
+            str(self.directory / f"ckpt-{n}") for n in sorted(numbers, reverse=True)
+        ]
 
     def save(self, epochs_done: int) -> None:
         self.epoch.assign(epochs_done)
@@ -91,10 +119,29 @@ class CSVHistory(keras.callbacks.Callback):
         write_text(self.path, buffer.getvalue())
 
     def _read(self) -> list[dict]:
+        """The rows written so far, as numbers; ConfigError if the file is damaged."""
         if not self.path.is_file():
             return []
-        with self.path.open(newline="") as file:
-            return list(csv.DictReader(file))
+        try:
+            with self.path.open(newline="") as file:
+                rows = list(csv.DictReader(file))
+            return [
+                {
+                    key: int(value) if key == "epoch" else float(value)
+                    for key, value in row.items()
+                }
+                for row in rows
+            ]
+        except (UnicodeDecodeError, csv.Error, TypeError, ValueError) as error:
+            raise ConfigError(
+                f"cannot read {str(self.path)!r} ({_first_line(error)}); delete it to "
+                "start a new history"
+            ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def check_finite(logs: dict[str, float], state: TrainingState) -> None:
