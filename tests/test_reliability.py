@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -160,12 +164,188 @@ def test_resuming_from_another_architecture_is_refused(project_factory, tmp_path
         == 0
     )
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    del before[".lock"]  # the lock names whichever process holds the directory
 
     mlp = project_factory("other", arch="mlp")
     result = run_python("-m", "other", "train", "--output-dir", str(out), cwd=mlp)
     assert result.returncode == 2
-    assert (
-        "cannot resume from" in result.stderr and "holds another model" in result.stderr
-    )
+    assert "cannot resume from" in result.stderr and "another model" in result.stderr
     assert "Traceback" not in result.stderr
-    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert {name: data for name, data in after.items() if name != ".lock"} == before
+
+
+# Fault injection: each file a run writes, damaged three ways, then the next command.
+DAMAGE = {
+    "garbage": lambda data: b"\x00garbage\xff" * 3,
+    "truncated": lambda data: data[: len(data) // 2],
+    "empty": lambda data: b"",
+}
+RUN_FILES = {  # file -> the command that reads it next
+    "checkpoints/checkpoint": "train",
+    "checkpoints/ckpt-2.index": "train",
+    "checkpoints/ckpt-2.data-00000-of-00001": "train",
+    "history.csv": "train",
+    "config.json": "evaluate",
+    "model.keras": "evaluate",
+    "output_names.json": "predict",
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A project and a 2-epoch run of it, to be copied and damaged."""
+    from conftest import generate
+
+    parent = tmp_path_factory.mktemp("faults")
+    project = generate(parent, "proj")
+    out = parent / "run"
+    train(project, out, "--epochs", "2", "--steps-per-epoch", "3")
+    (parent / "digit.png").write_bytes(grey_png(8))
+    return project, out
+
+
+def grey_png(side: int) -> bytes:
+    """A valid side x side mid-grey 8-bit grayscale PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"".join(b"\x00" + b"\x80" * side for _ in range(side)))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", pixels)
+        + (chunk(b"IEND", b""))
+    )
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+@pytest.mark.parametrize("name", RUN_FILES)
+def test_a_damaged_run_file_gives_a_clear_outcome(finished_run, tmp_path, name, damage):
+    """The next command either succeeds (resuming from an older checkpoint counts) or
+    fails with one line and exit code 2; never a traceback, never a silent restart."""
+    project, finished = finished_run
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    target = out / name
+    target.write_bytes(DAMAGE[damage](target.read_bytes()))
+    command = RUN_FILES[name]
+    args = {
+        "train": ["train", "--epochs", "3", "--steps-per-epoch", "3"],
+        "evaluate": ["evaluate"],
+        "predict": ["predict", str(finished.parent / "digit.png")],
+    }[command]
+    result = run_python("-m", "proj", *args, "--output-dir", str(out), cwd=project)
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    if result.returncode == 0:
+        if command == "train":  # resumed, not restarted: epochs 0 and 1 are kept
+            assert "Epoch 1/3" not in result.stdout
+            rows = (out / "history.csv").read_text().splitlines()[1:]
+            assert [row.split(",")[0] for row in rows] == ["0", "1", "2"]
+    else:
+        errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
+        assert result.returncode == 2 and len(errors) == 1, result.stderr[-3000:]
+
+
+def test_a_second_train_on_a_busy_directory_is_refused_then_takes_over(
+    project_factory, tmp_path
+):
+    project = project_factory("proj")
+    out = tmp_path / "run"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "proj",
+            "train",
+            "--epochs",
+            "50",
+            "--output-dir",
+            str(out),
+        ],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoints" / "ckpt-1.index").exists():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        second = run_python(
+            "-m", "proj", "train", "--output-dir", str(out), cwd=project
+        )
+        assert second.returncode == 2
+        assert f"is in use by process {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)  # its lock dies with it
+        first.wait()
+    again = run_python(
+        "-m", "proj", "train", "--epochs", "2", "--output-dir", str(out), cwd=project
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_train_killed_at_a_random_point_resumes_and_leaves_no_scratch_files(
+    project_factory, tmp_path, seed
+):
+    project = project_factory("proj")
+    out = tmp_path / "run"
+    delay = random.Random(seed).uniform(3.0, 12.0)
+    victim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "proj",
+            "train",
+            "--epochs",
+            "3",
+            "--output-dir",
+            str(out),
+        ],
+        cwd=project,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(delay)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    train(project, out, "--epochs", "3")
+    rows = (out / "history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["0", "1", "2"]
+    leftovers = [
+        p.name for p in out.rglob("*") if p.name.startswith(".") and p.name != ".lock"
+    ]
+    assert leftovers + [p.name for p in out.rglob("*_temp")] == []
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary_model(
+    project_factory, tmp_path
+):
+    """ENOSPC while saving the model (injected: a tmpfs needs privileges): exit code 2,
+    one line naming the problem, no `.model.tmp.keras` left behind."""
+    project = project_factory("proj")
+    out = tmp_path / "run"
+    code = (
+        "import errno, sys, keras\n"
+        "from proj.__main__ import main\n"
+        "def full(self, *args, **kwargs):\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device', str(args[0]))\n"
+        "keras.Model.save = full\n"
+        "sys.exit(main(['train', '--epochs', '1', '--steps-per-epoch', '2',"
+        " '--output-dir', sys.argv[1]]))\n"
+    )
+    result = run_python("-c", code, str(out), cwd=project)
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
+    assert len(errors) == 1 and "No space left on device" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert not list(out.glob(".*.tmp.keras")) and not (out / "model.keras").exists()
