@@ -349,3 +349,26 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_model(
     assert len(errors) == 1 and "No space left on device" in errors[0]
     assert "Traceback" not in result.stderr
     assert not list(out.glob(".*.tmp.keras")) and not (out / "model.keras").exists()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_image_format_trains_at_either_channel_count(project_factory, channels):
+    """PNG, JPEG, BMP and GIF in grayscale, palette, RGB and RGBA modes all decode to the
+    project's channels (TensorFlow reads BMP and GIF as RGB only) and train."""
+    from PIL import Image
+
+    project = project_factory("proj", data="folder", task="binary", channels=channels)
+    rng = np.random.default_rng(0)
+    formats = {"png": ["L", "LA", "RGB", "RGBA", "P"], "jpeg": ["L", "RGB"]}
+    formats |= {"bmp": ["L", "RGB", "RGBA", "P"], "gif": ["L", "RGB", "P"]}
+    for label in ("a", "b"):
+        folder = project / "data" / label
+        folder.mkdir(parents=True)
+        for fmt, modes in formats.items():
+            for mode in modes:
+                pixels = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+                image = Image.fromarray(pixels).convert(mode)
+                image.save(folder / f"{mode}.{fmt}", format=fmt.upper())
+    check = run_python("-m", "proj", "check-data", cwd=project)
+    assert check.returncode == 0 and "0 unreadable" in check.stdout, check.stdout
+    train(project, project / "run", "--epochs", "1", "--batch-size", "4")

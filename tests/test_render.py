@@ -56,6 +56,7 @@ def expected_files(package: str, data: str) -> set[str]:
                 "errors",
                 "evaluate",
                 "export",
+                "images",
                 "loop",
                 "model",
                 "optimization",

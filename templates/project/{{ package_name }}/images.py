@@ -1,0 +1,27 @@
+"""Image files: every format TensorFlow decodes (PNG, JPEG, BMP, GIF), at 1 or 3 channels."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+
+def decode(contents: tf.Tensor, channels: int) -> tf.Tensor:
+    """Encoded image bytes -> uint8 [height, width, channels] (the first frame of a GIF).
+
+    TensorFlow decodes BMP and GIF to RGB only, so those are converted to grayscale
+    after decoding when one channel is wanted.
+    """
+    if channels == 3:
+        return tf.io.decode_image(contents, channels=3, expand_animations=False)
+    rgb_only = tf.strings.regex_full_match(
+        tf.strings.substr(contents, 0, 4), "BM.*|GIF8"
+    )
+    return tf.cond(
+        rgb_only,
+        lambda: tf.image.rgb_to_grayscale(
+            tf.io.decode_image(contents, channels=3, expand_animations=False)
+        ),
+        lambda: tf.io.decode_image(contents, channels=1, expand_animations=False),
+    )
