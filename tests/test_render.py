@@ -230,6 +230,10 @@ def test_every_task_loop_and_source_renders_clean(tmp_path, task, loop, data):
     assert ("labels.csv" in read(project, "sources")) == (
         data == "folder" and task in ("multilabel", "regression")
     )
+    # Serving paths load no evaluation code or plotting library.
+    for module in ("predict", "export", "task", "images", "artifacts"):
+        assert "evaluate" not in read(project, module), module
+        assert "matplotlib" not in read(project, module), module
     # The shared core never names a task or a data source.
     core = read(project, "data", "train", "evaluate", "predict")
     for word in ("multiclass", "multilabel", "regression", "tfds", "labels.csv"):
