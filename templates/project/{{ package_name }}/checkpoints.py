@@ -29,6 +29,17 @@ class TrainingState:
         self.directory = directory
         for leftover in directory.glob("*_temp"):  # an interrupted save's scratch files
             shutil.rmtree(leftover, ignore_errors=True)
+        try:
+            tf.train.get_checkpoint_state(
+                directory
+            )  # TF itself skips a garbled text index
+        except UnicodeDecodeError:
+            # Only a pointer to the newest checkpoint: restore() finds them by name.
+            print(
+                f"warning: removed the unreadable {str(directory / 'checkpoint')!r}",
+                file=sys.stderr,
+            )
+            (directory / "checkpoint").unlink()
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         model.optimizer.build(
             model.trainable_variables
