@@ -17,7 +17,10 @@ from generator import pythons, registry
 
 # Names a generated package must not take, besides the standard library's and those its
 # dependencies install (reserved_names.txt): its own tests package, and kgen's.
-_OWN_PACKAGES = {"tests": "the project's own tests", "generator": "kgen itself"}
+_OWN_PACKAGES = {
+    "tests": "the project's own tests package",
+    "generator": "kgen's package",
+}
 _PROJECT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 
 # Upper bounds of the numeric options: far beyond any sensible run, low enough that a
@@ -355,7 +358,12 @@ def _check_project_name(name: str) -> None:
             f"project name {name!r} gives package {package!r}, which would shadow the "
             "module of that name; choose another name"
         )
-    owner = reserved_names().get(package) or _OWN_PACKAGES.get(package)
+    if package in _OWN_PACKAGES:
+        raise SpecError(
+            f"project name {name!r} gives package {package!r}, the name of "
+            f"{_OWN_PACKAGES[package]}; choose another name"
+        )
+    owner = reserved_names().get(package)
     if owner is not None:
         raise SpecError(
             f"project name {name!r} gives package {package!r}, which would shadow the "
