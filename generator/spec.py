@@ -21,6 +21,8 @@ _OWN_PACKAGES = {
     "tests": "the project's own tests package",
     "generator": "kgen's package",
 }
+# Compared in lower case, as package names are: on macOS and Windows `cprofile` is `cProfile`.
+_STDLIB = {name.lower() for name in sys.stdlib_module_names}
 _PROJECT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 
 # Upper bounds of the numeric options: far beyond any sensible run, low enough that a
@@ -353,7 +355,7 @@ def _check_project_name(name: str) -> None:
         raise SpecError(
             f"project name {name!r} gives package {package!r}, not a valid Python name"
         )
-    if package in sys.stdlib_module_names:
+    if package in _STDLIB:
         raise SpecError(
             f"project name {name!r} gives package {package!r}, which would shadow the "
             "module of that name; choose another name"

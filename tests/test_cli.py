@@ -234,3 +234,91 @@ def test_help_shows_every_default():
     ]:
         assert shown in text, shown
     assert " ." not in text  # no default silently dropped before the full stop
+
+
+def test_two_kgen_new_of_one_path_at_once(tmp_path):
+    """One writes the project; the other refuses in one line, exit 2, leaving nothing."""
+    env = {**os.environ, "KGEN_HOME": str(tmp_path / "home")}
+    command = [
+        sys.executable,
+        "-m",
+        "generator",
+        "new",
+        str(tmp_path / "p"),
+        "--defaults",
+    ]
+    runs = [
+        subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    errors = [run.communicate(timeout=120)[1] for run in runs]
+    codes = sorted(run.returncode for run in runs)
+    assert codes == [0, 2], errors
+    refusal = next(e for run, e in zip(runs, errors, strict=True) if run.returncode)
+    assert refusal.count("\n") == 1 and refusal.startswith("kgen: error: destination")
+    assert "Traceback" not in refusal
+    assert (tmp_path / "p" / ".copier-answers.yml").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "p"]
+
+
+def test_new_in_the_current_empty_directory_keeps_it(tmp_path, monkeypatch):
+    """`kgen new .` fills the directory itself: a shell inside it stays valid."""
+    here = tmp_path / "my-digits"
+    here.mkdir()
+    inode = here.stat().st_ino
+    monkeypatch.chdir(here)
+    result = kgen("new", ".", "--defaults")
+    assert result.exit_code == 0, result.output
+    assert here.stat().st_ino == inode
+    assert (here / "my_digits" / "train.py").is_file() and (here / ".git").is_dir()
+    assert sorted(p.name for p in here.iterdir() if p.name.startswith(".")) == [
+        ".copier-answers.yml",
+        ".git",
+        ".gitignore",
+    ]
+
+
+def test_new_through_a_symlink_to_an_empty_directory(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "proj").symlink_to(tmp_path / "real")
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "proj").is_symlink()
+    assert (tmp_path / "real" / "proj" / "train.py").is_file()
+
+
+def test_new_under_a_directory_whose_name_holds_a_newline(tmp_path):
+    parent = tmp_path / "odd\nname"
+    parent.mkdir()
+    result = kgen("new", str(parent / "proj"), "--defaults")
+    assert result.exit_code == 0, result.output
+    assert (parent / "proj" / "proj" / "train.py").is_file()
+
+
+def test_a_relative_kgen_home_is_recorded_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KGEN_HOME", "rel-home")
+    result = kgen("new", "proj", "--defaults")
+    assert result.exit_code == 0, result.output
+    recorded = yaml.safe_load((tmp_path / "proj" / ".copier-answers.yml").read_text())
+    assert recorded["_src_path"] == str(tmp_path / "rel-home" / "template")
+
+
+def test_usage_errors_are_one_line_from_the_real_entry_point(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "generator",
+            "new",
+            str(tmp_path / "p"),
+            "--epochs",
+            "x",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("kgen: error: invalid value for '--epochs'")
+    assert result.stderr.count("\n") == 1 and "Usage:" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
