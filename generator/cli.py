@@ -25,6 +25,7 @@ from generator.spec import (
     ProjectSpec,
     SpecError,
     check_python,
+    describe_os_error,
     project_name,
 )
 
@@ -191,13 +192,6 @@ def _one_line_errors() -> Iterator[None]:
         raise _fail(" ".join(str(error).split())) from None
     except OSError as error:
         raise _fail(describe_os_error(error)) from None
-
-
-def describe_os_error(error: OSError) -> str:
-    """An OSError on one line: its reason and the file(s) it names."""
-    reason = (error.strerror or str(error) or type(error).__name__).lower()
-    names = [repr(str(n)) for n in (error.filename, error.filename2) if n is not None]
-    return f"{reason}: {' -> '.join(names)}" if names else reason
 
 
 def _interactive(defaults: bool) -> bool:
@@ -437,9 +431,10 @@ def _stopped(signum: int, frame: object) -> None:
     Cleaning up here rather than raising keeps it certain: an exception raised in a
     signal handler can land in a finalizer or import callback, where Python ignores it.
     """
-    render = sys.modules.get("generator.render")  # imported lazily: maybe not yet
-    if render is not None:
-        render.abandon()
+    # Imported lazily: maybe not yet, or halfway (then there is no work to undo yet).
+    abandon = getattr(sys.modules.get("generator.render"), "abandon", None)
+    if abandon is not None:
+        abandon()
     sys.stderr.write(
         f"kgen: stopped by {signal.Signals(signum).name}; nothing was left half-written\n"
     )

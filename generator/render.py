@@ -6,6 +6,7 @@ import errno
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -18,7 +19,13 @@ import yaml
 from plumbum import ProcessExecutionError
 
 from generator import store
-from generator.spec import KgenError, ProjectSpec, SpecError, check_destination
+from generator.spec import (
+    KgenError,
+    ProjectSpec,
+    SpecError,
+    check_destination,
+    describe_os_error,
+)
 
 CONFLICT_MARKER = re.compile(r"^<{7} before updating$", re.MULTILINE)
 
@@ -27,6 +34,7 @@ CONFLICT_MARKER = re.compile(r"^<{7} before updating$", re.MULTILINE)
 _STAGING: set[Path] = set()
 _PLACED: set[Path] = set()  # entries moved into an existing directory, not yet complete
 _UPDATING: set[Path] = set()
+_CHILDREN: set[subprocess.Popen] = set()  # git processes writing into a staging dir
 
 
 def template_dir() -> Path:
@@ -78,6 +86,12 @@ def create_project(
             _move_entries(staging, destination)
         else:
             _rename(staging, destination)
+    except OSError as error:  # a full disk, a file system gone read-only, ...
+        shutil.rmtree(staging, ignore_errors=True)
+        raise KgenError(
+            f"cannot write the project at {str(destination)!r}: "
+            f"{describe_os_error(error)}; nothing was written"
+        ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -88,13 +102,14 @@ def create_project(
 def _make_staging(parent: Path, destination: Path) -> Path:
     """A hidden directory in `parent` for the render, registered for abandon()."""
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=parent))
+        with _signals_held():  # registered as soon as it exists
+            staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=parent))
+            _STAGING.add(staging)
     except OSError as error:
         raise KgenError(
             f"cannot write in {str(parent)!r} ({(error.strerror or '').lower()}); "
             "give a destination in a directory you can write"
         ) from None
-    _STAGING.add(staging)
     staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a project is not
     return staging
 
@@ -124,9 +139,10 @@ def _move_entries(staging: Path, destination: Path) -> None:
                     f"destination {str(destination)!r} changed while kgen was writing "
                     f"({name!r} appeared); nothing was written"
                 )
-            os.rename(staging / name, target)
-            moved.append(target)
-            _PLACED.add(target)
+            with _signals_held():
+                os.rename(staging / name, target)
+                moved.append(target)
+                _PLACED.add(target)
         staging.rmdir()
     except BaseException:
         for target in reversed(moved):
@@ -134,6 +150,17 @@ def _move_entries(staging: Path, destination: Path) -> None:
         raise
     finally:
         _PLACED.difference_update(moved)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT back while a step and its registration for abandon() run."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextmanager
@@ -153,7 +180,14 @@ def _copier_errors() -> Iterator[None]:
 
 
 def abandon() -> None:
-    """Undo the work in progress: for a signal handler that is about to exit the process."""
+    """Undo the work in progress: for a signal handler that is about to exit the process.
+
+    Children writing into a staging directory are stopped first, so that none of them
+    writes into it while it is removed.
+    """
+    for child in list(_CHILDREN):
+        child.kill()
+        child.wait()
     for staging in list(_STAGING):
         shutil.rmtree(staging, ignore_errors=True)
     for placed in list(_PLACED):
@@ -344,17 +378,30 @@ def _git_init(root: Path) -> None:
     if shutil.which("git") is None:
         return
     identity = []
-    probe = subprocess.run(
-        ["git", "config", "user.email"], cwd=root, capture_output=True
-    )
-    if probe.returncode != 0:
+    if _run(["git", "config", "user.email"], root).returncode != 0:
         identity = ["-c", "user.name=kgen", "-c", "user.email=kgen@localhost"]
 
     def git(*args: str) -> None:
-        subprocess.run(
-            ["git", *identity, *args], cwd=root, check=True, capture_output=True
-        )
+        done = _run(["git", *identity, "-c", "commit.gpgsign=false", *args], root)
+        if done.returncode != 0:
+            raise KgenError(
+                f"git {args[0]} failed in the new project: "
+                f"{store.git_reason(done.stderr)}; nothing was written"
+            )
 
     git("init", "--quiet", "--initial-branch=main")
     git("add", "--all")
     git("commit", "--quiet", "--no-verify", "-m", "Initial project from kgen")
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run a child that writes into a staging directory, registered for abandon()."""
+    with subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as child:
+        _CHILDREN.add(child)
+        try:
+            stdout, stderr = child.communicate()
+        finally:
+            _CHILDREN.discard(child)
+    return subprocess.CompletedProcess(command, child.returncode, stdout, stderr)

@@ -45,6 +45,13 @@ class KgenError(Exception):
     """An input or environment failure, not a bug: kgen reports it as one line, exit 2."""
 
 
+def describe_os_error(error: OSError) -> str:
+    """An OSError on one line: its reason and the file(s) it names."""
+    reason = (error.strerror or str(error) or type(error).__name__).lower()
+    names = [repr(str(n)) for n in (error.filename, error.filename2) if n is not None]
+    return f"{reason}: {' -> '.join(names)}" if names else reason
+
+
 class SpecError(KgenError, ValueError):
     """An option value is invalid; the message is one line naming it and what is valid."""
 

@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -46,11 +47,16 @@ def store_dir() -> Path:
 
 
 def git(
-    repo: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+    repo: Path,
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    store: Path | None = None,
 ) -> subprocess.CompletedProcess:
     """Run git on the store `repo` with an identity of its own, capturing output.
 
-    A failure (with `check`) is a broken store, reported with git's own reason.
+    A failure (with `check`) is reported with git's own reason, naming `store` (default:
+    `repo`, unless that is the store in the making).
     """
     command = ["git", "-c", "user.name=kgen", "-c", "user.email=kgen@localhost", *args]
     try:
@@ -68,8 +74,9 @@ def git(
         ) from None
     except subprocess.CalledProcessError as error:
         raise KgenError(
-            f"kgen's template store {str(repo)!r} is broken (git {args[0]}: "
-            f"{git_reason(error.stderr)}); move it away and kgen makes a new one"
+            f"git {args[0]} failed in kgen's template store {str(store or repo)!r}: "
+            f"{git_reason(error.stderr)}; if the store is damaged, move it away and "
+            "kgen makes a new one"
         ) from None
 
 
@@ -143,7 +150,9 @@ def _claim(store: Path) -> None:
     """Create the store, or check that the directory there is one kgen created.
 
     Anything else at that path (the user's files, their own git repository) is refused,
-    and nothing in it is touched.
+    and nothing in it is touched. A new store is made beside it and renamed into place
+    with its mark, so a kgen killed meanwhile leaves no unmarked store to refuse later;
+    the hidden leftovers of such a kill are removed here (under the store's lock).
     """
     marker = store / ".git" / _MARKER
     if (
@@ -156,9 +165,23 @@ def _claim(store: Path) -> None:
             f"{str(store)!r} is not kgen's template store, and kgen will not touch it; "
             "move it away or set KGEN_HOME to another directory"
         )
-    store.mkdir(parents=True, exist_ok=True)
-    git(store, "init", "--quiet", "--initial-branch=main")
-    marker.touch()
+    for leftover in store.parent.glob(f".{store.name}.new-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{store.name}.new-", dir=store.parent))
+    try:
+        git(new, "init", "--quiet", "--initial-branch=main", store=store)
+        (new / ".git" / _MARKER).touch()
+        new.chmod(0o777 & ~_umask())  # mkdtemp makes it private
+        new.rename(store)  # replaces an empty directory, atomically
+    except BaseException:  # a full disk, say
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def tree_digest(root: Path) -> str:

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -552,8 +553,8 @@ def test_G95_broken_template_store(tmp_path, monkeypatch):
     result = kgen("new", str(tmp_path / "proj"), "--defaults")
     assert_refused(
         result,
-        r"kgen's template store '.*home/template' is broken \(git [a-z-]+: fatal: "
-        r"not a git repository.*\); move it away and kgen makes a new one",
+        r"git [a-z-]+ failed in kgen's template store '.*home/template': fatal: not a "
+        r"git repository.*; if the store is damaged, move it away and kgen makes a new one",
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
 
@@ -583,6 +584,80 @@ def test_G96_same_destination_written_by_another_kgen_meanwhile(tmp_path, monkey
 def test_G106_new_without_a_path():
     result = kgen("new", "--defaults")
     assert_refused(result, r"missing argument 'path' \(see .*new --help\)")
+
+
+def test_G112_prompted_image_size_of_zero(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "_interactive", lambda defaults: True)
+    # arch, task, loop, data (defaults), then image size 0
+    result = CliRunner().invoke(
+        cli.app, ["new", str(tmp_path / "proj")], input="\n\n\n\n0\n"
+    )
+    assert result.exit_code == 2
+    error = result.output.strip().splitlines()[-1]
+    assert error.startswith("kgen: error: ") and "Traceback" not in result.output
+    assert re.search(r"--image-size 0 is too small for simple_cnn: the minimum", error)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_G113_kgen_home_is_a_dangling_symlink(tmp_path, monkeypatch):
+    (tmp_path / "home").symlink_to(tmp_path / "gone")
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert_refused(result, r"KGEN_HOME '.*home' is not usable \(file exists\)")
+    assert [p.name for p in tmp_path.iterdir()] == ["home"]
+
+
+def test_G114_update_outside_git(tmp_path):
+    project = generate(tmp_path, "proj")
+    shutil.rmtree(project / ".git")
+    before = sorted(str(p) for p in project.rglob("*"))
+    result = kgen("update", str(project))
+    assert_refused(result, r"'.*proj' is not a git repository; kgen update needs one")
+    assert sorted(str(p) for p in project.rglob("*")) == before
+
+
+def test_G115_template_store_is_a_file(tmp_path, monkeypatch):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "template").write_text("mine")
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert_refused(
+        result,
+        r"'.*home/template' is not kgen's template store, and kgen will not touch it",
+    )
+    assert (tmp_path / "home" / "template").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["home"]
+
+
+def test_G117_destination_is_a_device():
+    result = kgen("new", "/dev/null", "--defaults")
+    assert_refused(result, r"destination '/dev/null' is not a directory")
+
+
+def test_G118_update_to_an_infinite_learning_rate(shared_project):
+    result = kgen("update", str(shared_project), "--learning-rate", "inf")
+    assert_refused(result, r"--learning-rate must be a finite number, got inf")
+    assert _git(shared_project, "status", "--porcelain", "--ignored") == ""
+
+
+def test_G119_update_to_zero_epochs(shared_project):
+    result = kgen("update", str(shared_project), "--epochs", "0")
+    assert_refused(result, r"--epochs must be a positive integer, got 0")
+    assert _git(shared_project, "status", "--porcelain", "--ignored") == ""
+
+
+# Generator entries whose test lives with the tests of the same feature.
+GENERATOR_ELSEWHERE = {
+    "G110-full-disk-while-writing-the-project": (
+        "tests/test_cli.py::test_a_full_disk_is_one_line_and_leaves_nothing"
+    ),
+    "G111-full-disk-under-kgen-home": (
+        "tests/test_cli.py::test_a_full_disk_under_kgen_home_leaves_no_half_made_store"
+    ),
+    "G116-template-store-is-the-user-s-directory": (
+        "tests/test_cli.py::test_store_refuses_a_directory_kgen_did_not_create"
+    ),
+}
 
 
 # `kgen update` of a project whose .copier-answers.yml was edited: id -> (the edit, as
@@ -1012,10 +1087,10 @@ def test_catalogue_document_lists_exactly_the_tested_entries():
     }
     tested = set(GENERATOR) | set(PROJECT_NAMES) | set(PROJECT) | set(FOLDER) | set(NPZ)
     tested |= set(TASK_DATA)
-    tested |= set(ELSEWHERE)
+    tested |= set(ELSEWHERE) | set(GENERATOR_ELSEWHERE)
     tested |= {entry for entry in documented if entry.split("-", 1)[0] in inline}
     assert documented == tested
     assert len(documented) >= 30
-    for test in ELSEWHERE.values():
+    for test in {**ELSEWHERE, **GENERATOR_ELSEWHERE}.values():
         path, name = test.split("::")
         assert f"def {name}(" in (REPO / path).read_text()

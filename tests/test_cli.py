@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -322,3 +324,89 @@ def test_usage_errors_are_one_line_from_the_real_entry_point(tmp_path):
     assert result.stderr.startswith("kgen: error: invalid value for '--epochs'")
     assert result.stderr.count("\n") == 1 and "Usage:" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Mount tmpfs file systems of a given size (root only; skipped elsewhere)."""
+    mounted = []
+
+    def mount(size: str) -> Path:
+        point = tmp_path / f"disk-{size}"
+        point.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+            capture_output=True,
+        )
+        if result.returncode:
+            pytest.skip("cannot mount a tmpfs here")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)], check=True)
+
+
+@pytest.mark.parametrize("size", ["16k", "128k", "200k", "300k"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(small_disk, size):
+    """The project does not fit (copier, git init or git add runs out of space)."""
+    disk = small_disk(size)
+    result = kgen("new", str(disk / "p"), "--defaults")
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kgen: error: "), result.output
+    assert "no space left on device" in lines[0].lower()
+    assert lines[0].endswith("nothing was written")
+    assert list(disk.iterdir()) == []
+
+
+def test_a_full_disk_under_kgen_home_leaves_no_half_made_store(
+    small_disk, tmp_path, monkeypatch
+):
+    disk = small_disk("16k")
+    monkeypatch.setenv("KGEN_HOME", str(disk / "home"))
+    result = kgen("new", str(tmp_path / "p"), "--defaults")
+    assert result.exit_code == 2
+    assert re.fullmatch(
+        r"kgen: error: git init failed in kgen's template store '.*home/template': "
+        r".*No space left on device; if the store is damaged, move it away and kgen "
+        r"makes a new one\n",
+        result.output,
+    )
+    assert [p.name for p in (disk / "home").iterdir()] == ["template.lock"]
+    assert not (tmp_path / "p").exists()
+
+
+def test_kgen_new_killed_at_random_points(tmp_path):
+    """SIGTERM or SIGKILL at 8 random points, into a new or an existing empty directory:
+    after SIGTERM there is a whole project or none (the existing directory empty again)
+    and no staging; after either, the next kgen new on the store completes."""
+    rng = random.Random(13)
+    env = {**os.environ, "KGEN_HOME": str(tmp_path / "home")}
+    command = [sys.executable, "-m", "generator", "new"]
+    for number in range(8):
+        sig = rng.choice([signal.SIGTERM, signal.SIGKILL])
+        target = tmp_path / f"victim{number}"
+        existing = rng.random() < 0.5
+        if existing:
+            target.mkdir()
+        victim = subprocess.Popen([*command, str(target), "--defaults"], env=env)
+        time.sleep(rng.uniform(0.05, 1.6))
+        victim.send_signal(sig)
+        victim.wait(timeout=60)
+        if sig == signal.SIGTERM:
+            # -SIGTERM: stopped while Python started, before kgen set its handler
+            assert victim.returncode in (0, 128 + signal.SIGTERM, -signal.SIGTERM)
+            complete = (target / ".copier-answers.yml").is_file()
+            if complete:  # finished before the signal: a whole, committed project
+                subprocess.run(["git", "rev-parse", "HEAD"], cwd=target, check=True)
+            else:
+                assert victim.returncode != 0
+                assert list(target.iterdir()) == [] if existing else not target.exists()
+            assert not list(tmp_path.glob(f".victim{number}.*"))
+        after = tmp_path / f"after{number}"
+        subprocess.run(
+            [*command, str(after), "--defaults"], env=env, timeout=120, check=True
+        )
+        assert (after / ".copier-answers.yml").is_file()
