@@ -243,6 +243,13 @@ def update_project(
     Returns the files left with conflict markers (empty when the merge was clean).
     """
     project = Path(os.path.abspath(project))
+    # An update killed (SIGKILL) while it pointed the answers at this machine's store
+    # leaves their skip-worktree flag set: clear it, so git status tells the truth.
+    subprocess.run(
+        ["git", "update-index", "--no-skip-worktree", "--", ANSWERS_FILE],
+        cwd=project,
+        capture_output=True,
+    )
     status = subprocess.run(
         ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True
     )
@@ -259,7 +266,7 @@ def update_project(
     with _template_source(None) as source:
         recorded, commit = str(answers["_src_path"]), str(answers["_commit"])
         here = _same_directory(recorded, source)
-        if not here and Path(recorded).name != source.name:
+        if not here and not store.may_be_a_store(Path(recorded).expanduser()):
             raise SpecError(
                 f"{str(project)!r} was generated from {recorded!r}, not a kgen template "
                 "store; use `copier update` there"

@@ -299,16 +299,22 @@ def option_name(field: str) -> str:
     return "project name" if field == "project_name" else f"--{field.replace('_', '-')}"
 
 
+@functools.cache
+def _field_types() -> dict[str, tuple[type, ...]]:
+    """Each ProjectSpec field's allowed types: `int | None` -> (int, NoneType)."""
+    hints = typing.get_type_hints(ProjectSpec)
+    return {
+        name: typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        for name, hint in hints.items()
+    }
+
+
 def _check_types(spec: ProjectSpec) -> None:
     """Every field holds its declared type (or None where allowed): answers read back from
     a .copier-answers.yml, or passed from Python, may hold anything YAML can."""
-    hints = typing.get_type_hints(ProjectSpec)
     for field in fields(spec):
         value = getattr(spec, field.name)
-        hint = hints[field.name]
-        allowed = (
-            typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-        )
+        allowed = _field_types()[field.name]
         if value is None and type(None) in allowed:
             continue
         kind = next(k for k in allowed if k is not type(None))

@@ -165,6 +165,7 @@ def _claim(store: Path) -> None:
             f"{str(store)!r} is not kgen's template store, and kgen will not touch it; "
             "move it away or set KGEN_HOME to another directory"
         )
+    store.parent.mkdir(parents=True, exist_ok=True)
     for leftover in store.parent.glob(f".{store.name}.new-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     new = Path(tempfile.mkdtemp(prefix=f".{store.name}.new-", dir=store.parent))
@@ -228,6 +229,14 @@ def _read_stamp(store: Path) -> dict[str, str]:
         return json.loads((store / ".git" / _STAMP).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def may_be_a_store(path: Path) -> bool:
+    """Whether a project's recorded `_src_path` can be a kgen store, perhaps another
+    machine's: kgen's mark if the path exists here, else the shape `.../template`."""
+    if path.exists():
+        return (path / ".git" / _MARKER).is_file()
+    return path.name == "template"
 
 
 def recorded_path(store: Path) -> str:

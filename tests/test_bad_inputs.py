@@ -713,8 +713,8 @@ def shared_project(tmp_path_factory) -> Path:
     return generate(tmp_path_factory.mktemp("edited-answers"), "proj")
 
 
-def _update_with_edited_answers(project: Path, entry: str) -> None:
-    edit, pattern = EDITED_ANSWERS[entry]
+def _update_with_edited_answers(project: Path, edit, pattern: str) -> None:
+    """Commit the edit of the answers; kgen update refuses and leaves them as they are."""
     answers = project / ANSWERS
     committed = _git(project, "rev-parse", "HEAD")
     answers.write_bytes(
@@ -742,39 +742,52 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def test_G97_update_answers_not_yaml(shared_project):
-    _update_with_edited_answers(shared_project, "G97")
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G97"])
 
 
 def test_G98_update_answers_not_a_mapping(shared_project):
-    _update_with_edited_answers(shared_project, "G98")
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G98"])
 
 
 def test_G99_update_answer_of_the_wrong_type(shared_project):
-    _update_with_edited_answers(shared_project, "G99")
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G99"])
 
 
 def test_G100_update_answers_not_utf8(shared_project):
-    _update_with_edited_answers(shared_project, "G100")
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G100"])
 
 
 def test_G101_update_answers_without_src_path(shared_project):
-    _update_with_edited_answers(shared_project, "G101")
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G101"])
 
 
 def test_G102_update_answer_not_finite(shared_project):
-    _update_with_edited_answers(shared_project, "G102")
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G102"])
 
 
 def test_G103_update_from_a_version_not_in_the_store(shared_project):
-    _update_with_edited_answers(shared_project, "G103")
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G103"])
 
 
 def test_G104_update_from_a_template_that_is_not_kgen_s(shared_project):
-    _update_with_edited_answers(shared_project, "G104")
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G104"])
 
 
 def test_G105_update_answers_emptied(shared_project):
-    _update_with_edited_answers(shared_project, "G105")
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G105"])
+
+
+def test_G120_update_from_a_local_template_that_is_not_kgen_s(shared_project, tmp_path):
+    """A recorded `_src_path` shaped like a store, that is here and not kgen's."""
+    theirs = tmp_path / "template"
+    theirs.mkdir()
+    subprocess.run(["git", "init", "-q", str(theirs)], check=True)
+    _update_with_edited_answers(
+        shared_project,
+        _set("_src_path", str(theirs)),
+        r"was generated from '.*/template', not a kgen template store; use "
+        r"`copier update` there",
+    )
 
 
 # Generated project entries: id -> (train/evaluate arguments, files to create, pattern).
