@@ -237,9 +237,10 @@ def update_project(
 ) -> list[str]:
     """copier's 3-way update of `project` to template version `to` with `spec`'s answers.
 
-    The project may come from another machine: any kgen template store it records (a
-    path ending in `template`, as `$KGEN_HOME/template` does) is taken to be this
-    machine's store, provided the version it was generated with is there.
+    The project may come from another machine: a kgen template store it records (one
+    with kgen's mark, or one not on this machine whose path ends in `template`, as
+    `$KGEN_HOME/template` does) is taken to be this machine's store, provided the version
+    it was generated with is there.
     Returns the files left with conflict markers (empty when the merge was clean).
     """
     project = Path(os.path.abspath(project))
@@ -319,13 +320,10 @@ def _recording_store(project: Path, source: Path | None) -> Iterator[None]:
         yield
         return
     answers_file = project / ANSWERS_FILE
-    text = answers_file.read_text()
-    line = yaml.safe_dump({"_src_path": store.recorded_path(source)}, width=10**6)
+    answers = {**recorded_answers(project), "_src_path": store.recorded_path(source)}
     _git(project, "update-index", "--skip-worktree", "--", ANSWERS_FILE)
     try:
-        answers_file.write_text(
-            re.sub(r"^_src_path:.*$", line.strip(), text, count=1, flags=re.MULTILINE)
-        )
+        answers_file.write_text(yaml.safe_dump(answers, sort_keys=False))
         yield
     finally:
         _git(project, "update-index", "--no-skip-worktree", "--", ANSWERS_FILE)
