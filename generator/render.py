@@ -258,6 +258,13 @@ def update_project(
         raise SpecError(
             f"{str(project)!r} is not a git repository; kgen update needs one"
         )
+    mark = _update_mark(project)
+    if status.stdout.strip() and mark.exists():
+        raise SpecError(
+            f"{str(project)!r} holds the changes of a kgen update that was killed; it "
+            "was committed before, so `git reset --hard && git clean -fd` puts it back, "
+            "then update again"
+        )
     if status.stdout.strip():
         raise SpecError(
             f"{str(project)!r} has uncommitted changes; commit or stash them, then update"
@@ -281,6 +288,7 @@ def update_project(
             )
         store.check_ref(source, ref)
         _UPDATING.add(project)
+        mark.write_text("a kgen update is running (if none is, it was killed)\n")
         try:
             with _recording_store(project, None if here else source), _copier_errors():
                 copier.run_update(
@@ -299,7 +307,21 @@ def update_project(
             raise
         finally:
             _UPDATING.discard(project)
+            mark.unlink(missing_ok=True)
     return conflicted_files(project)
+
+
+def _update_mark(project: Path) -> Path:
+    """A file in the project's git directory while `kgen update` changes the project:
+    left behind only by a killed update, whose changes the next update then names."""
+    git_dir = subprocess.run(
+        ["git", "rev-parse", "--absolute-git-dir"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return Path(git_dir) / "kgen-update-in-progress"
 
 
 def _same_directory(recorded: str, source: Path) -> bool:
@@ -335,6 +357,7 @@ def _git(project: Path, *args: str) -> None:
 
 def _restore(project: Path) -> None:
     """Put a project whose update failed back to its last commit (it was clean before)."""
+    _update_mark(project).unlink(missing_ok=True)
     for command in (
         ["git", "update-index", "--no-skip-worktree", "--", ANSWERS_FILE],
         ["git", "reset", "--quiet", "--hard"],

@@ -657,6 +657,9 @@ GENERATOR_ELSEWHERE = {
     "G116-template-store-is-the-user-s-directory": (
         "tests/test_cli.py::test_store_refuses_a_directory_kgen_did_not_create"
     ),
+    "G121-update-after-a-killed-update": (
+        "tests/test_update.py::test_a_killed_update_is_named_and_the_advice_puts_it_back"
+    ),
 }
 
 
