@@ -410,3 +410,34 @@ def test_kgen_new_killed_at_random_points(tmp_path):
             [*command, str(after), "--defaults"], env=env, timeout=120, check=True
         )
         assert (after / ".copier-answers.yml").is_file()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["garbage stamp", "truncated stamp", "empty stamp", "edited work tree", "lost tag"],
+)
+def test_store_faults_are_repaired_on_the_next_run(tmp_path, monkeypatch, fault):
+    """Each file the store keeps and kgen reads back, damaged: the next kgen new
+    re-syncs the store and renders the installed template, not the damage."""
+    from generator import __version__, store
+    from generator.render import template_dir
+
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
+    source = store.sync(template_dir(), store.store_dir())
+    tag = f"v{__version__}"
+    stamp = source / ".git" / "kgen-sync.json"
+    readme = source / "project" / "README.md.jinja"
+    if fault == "garbage stamp":
+        stamp.write_bytes(b"\xff{not json")
+    elif fault == "truncated stamp":
+        stamp.write_text(stamp.read_text()[:10])
+    elif fault == "empty stamp":
+        stamp.write_text("")
+    elif fault == "edited work tree":
+        readme.write_text("tampered\n")
+    else:
+        store.git(source, "tag", "--delete", tag)
+    result = kgen("new", str(tmp_path / "p"), "--defaults")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p" / "README.md").read_text() != "tampered\n"
+    assert store.has_ref(source, tag) and readme.read_text() != "tampered\n"

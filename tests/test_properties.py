@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
 import tempfile
 from dataclasses import fields
 from pathlib import Path
 from unittest import mock
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from conftest import generate
 from generator import cli, registry, spec
 from generator.spec import ProjectSpec, SpecError
 
@@ -237,3 +240,36 @@ def test_accepted_specs_render_projects_that_compile(values):
         answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
         assert answers["batch_size"] == resolved.batch_size
         assert answers["learning_rate"] == resolved.learning_rate
+
+
+@pytest.fixture(scope="module")
+def committed_project(tmp_path_factory) -> Path:
+    """One generated project for the update properties."""
+    return generate(tmp_path_factory.mktemp("update-properties"), "proj")
+
+
+@FAST
+@given(spec_values())
+def test_any_update_options_are_accepted_in_range_or_refused_in_one_line(
+    committed_project, values
+):
+    """`kgen update` parses the same options; the project is never touched by a refusal
+    (the update itself is replaced by a recorder)."""
+    project = committed_project
+    changes = {k: v for k, v in values.items() if k not in ("augment", "jit_compile")}
+    updated = []
+    with mock.patch(
+        "generator.render.update_project",
+        lambda path, resolved, to: updated.append(resolved) or [],
+    ):
+        result = CliRunner().invoke(cli.app, ["update", str(project), *_argv(changes)])
+    if result.exit_code == 0:
+        assert_in_range(updated[0].resolve())
+    else:
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("kgen: error: ")
+        assert_one_line(result.output.strip())
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True
+    )
+    assert status.stdout == ""
