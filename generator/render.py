@@ -251,8 +251,11 @@ def update_project(
         cwd=project,
         capture_output=True,
     )
-    status = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True
+    status = subprocess.run(  # the project only, as copier checks: it may be in a
+        ["git", "status", "--porcelain", "--", "."],  # larger repository
+        cwd=project,
+        capture_output=True,
+        text=True,
     )
     if status.returncode != 0:
         raise SpecError(
