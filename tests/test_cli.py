@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import re
@@ -405,6 +406,10 @@ def test_kgen_new_killed_at_random_points(tmp_path):
                 assert victim.returncode != 0
                 assert list(target.iterdir()) == [] if existing else not target.exists()
             assert not list(tmp_path.glob(f".victim{number}.*"))
+        assert not _processes_working_in(tmp_path)  # no orphan git or kgen
+        with open(tmp_path / "home" / "template.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it
+            fcntl.flock(lock, fcntl.LOCK_UN)
         after = tmp_path / f"after{number}"
         subprocess.run(
             [*command, str(after), "--defaults"], env=env, timeout=120, check=True
@@ -441,3 +446,20 @@ def test_store_faults_are_repaired_on_the_next_run(tmp_path, monkeypatch, fault)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "p" / "README.md").read_text() != "tampered\n"
     assert store.has_ref(source, tag) and readme.read_text() != "tampered\n"
+
+
+def _processes_working_in(root: Path, wait: float = 10.0) -> list[str]:
+    """Processes whose working directory is under `root`, after up to `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                cwd = os.readlink(proc / "cwd")
+            except OSError:
+                continue
+            if cwd == str(root) or cwd.startswith(f"{root}/"):
+                found.append(f"{proc.name}: {cwd}")
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
