@@ -346,6 +346,8 @@ PROJECT_NAMES.update(
             r"gives package 'tests', the name of the project's own tests package",
         ),
         "G86-name-not-ascii": ("prøject", r"project name 'prøject' is not valid"),
+        "G127-name-starts-with-a-dash": ("-proj", r"project name '-proj' is not valid"),
+        "G128-hidden-name": (".proj", r"project name '.proj' is not valid"),
     }
 )
 
@@ -708,6 +710,19 @@ EDITED_ANSWERS = {
         r"`copier update` there",
     ),
     "G105": (lambda text: "", r"does not hold copier's answers \(a mapping\)"),
+    "G124": (
+        _set("_commit", "1.0"),
+        r"has no _commit \(a string\), which kgen update",
+    ),
+    "G125": (
+        _set("project_name", "1proj"),
+        r"records an answer kgen cannot use: project name '1proj' is not valid",
+    ),
+    "G126": (
+        _set("arch", "resnet5O"),
+        r"records an answer kgen cannot use: unknown architecture 'resnet5O' \(did "
+        r"you mean 'resnet50'\?\)",
+    ),
 }
 
 
@@ -778,6 +793,41 @@ def test_G104_update_from_a_template_that_is_not_kgen_s(shared_project):
 
 def test_G105_update_answers_emptied(shared_project):
     _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G105"])
+
+
+def test_G124_update_answers_commit_not_a_string(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G124"])
+
+
+def test_G125_update_answers_project_name_invalid(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G125"])
+
+
+def test_G126_update_answers_arch_misspelt(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G126"])
+
+
+def test_G122_update_to_an_empty_version(shared_project):
+    result = kgen("update", str(shared_project), "--to", "")
+    assert_refused(result, r"template version '' is not in kgen's store .*available: v")
+    assert _git(shared_project, "status", "--porcelain", "--ignored") == ""
+
+
+def test_G123_kgen_home_lock_is_a_directory(tmp_path, monkeypatch):
+    (tmp_path / "home" / "template.lock").mkdir(parents=True)
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert_refused(result, r"KGEN_HOME '.*home' is not usable \(is a directory\)")
+    assert [p.name for p in (tmp_path / "home").iterdir()] == ["template.lock"]
+    assert not (tmp_path / "proj").exists()
+
+
+def test_G129_destination_is_the_parent_directory(tmp_path, monkeypatch):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    result = kgen("new", "..", "--defaults")
+    assert_refused(result, r"destination '.*' exists and is not empty")
+    assert [p.name for p in tmp_path.iterdir()] == ["here"]
 
 
 def test_G120_update_from_a_local_template_that_is_not_kgen_s(shared_project, tmp_path):
