@@ -10,16 +10,58 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from generator import __version__, registry
-from generator.spec import ProjectSpec, SpecError, check_python
+from generator.spec import (
+    KgenError,
+    ProjectSpec,
+    SpecError,
+    check_python,
+    describe_os_error,
+    project_name,
+)
+
+
+class OneLineErrors(TyperGroup):
+    """kgen's error boundary for what Click parses: an unknown option, a value of the wrong
+    type or a missing argument is one `kgen: error:` line and exit 2, like every other bad
+    input, instead of Click's usage block."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[override]
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as error:
+            # Usage errors exit with 2; a bare `kgen` (no arguments) shows the help.
+            if error.exit_code != 2 or type(error).__name__ == "NoArgsIsHelpError":
+                error.show()  # type: ignore[attr-defined]
+                sys.exit(error.exit_code)
+            context = getattr(error, "ctx", None)
+            command = "kgen" if context is None else context.command_path
+            message = " ".join(error.format_message().split()).rstrip(".")
+            typer.echo(
+                f"kgen: error: {message[:1].lower()}{message[1:]} "
+                f"(see {command} --help)",
+                err=True,
+            )
+            sys.exit(2)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -140,6 +182,18 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """kgen's error boundary: bad input and environment failures (files, permissions,
+    disk, git) become one `kgen: error:` line and exit 2; only bugs keep a traceback."""
+    try:
+        yield
+    except KgenError as error:
+        raise _fail(" ".join(str(error).split())) from None
+    except OSError as error:
+        raise _fail(describe_os_error(error)) from None
+
+
 def _interactive(defaults: bool) -> bool:
     """Prompt only on a terminal, and never with --defaults."""
     return not defaults and sys.stdin.isatty()
@@ -215,16 +269,14 @@ def new(
 ) -> None:
     """Generate a new project at PATH."""
     given = _answer_options(locals())
-    try:
+    with _one_line_errors():
         check_python()  # refuse a Python the generated TensorFlow/Keras cannot run on
-        spec = _changed(ProjectSpec(project_name=path.absolute().name), **given)
+        spec = _changed(ProjectSpec(project_name=project_name(path)), **given)
         if _interactive(defaults):
             spec = _prompt_missing(spec, given)
         from generator.render import create_project  # copier loads only when needed
 
         create_project(spec.resolve(), path)
-    except SpecError as error:
-        raise _fail(str(error)) from None
     typer.echo(
         f"Created {spec.project_name} ({spec.arch}, {spec.task}, {spec.loop} loop, "
         f"{spec.data} data) in {path}"
@@ -298,12 +350,13 @@ def update(
     --task the number of outputs; --task the loss and tfds dataset) unless you give them.
     """
     changes = _answer_options(locals())
-    from generator.render import recorded_answers, update_project
+    with _one_line_errors():
+        from generator.render import ANSWERS_FILE, recorded_answers, update_project
 
-    try:
         answers = recorded_answers(path)
         known = _SPEC_OPTIONS | {"project_name"}
-        spec = ProjectSpec(**{k: v for k, v in answers.items() if k in known})
+        recorded = ProjectSpec(**{k: v for k, v in answers.items() if k in known})
+        spec = recorded
         if changes.keys() & {"arch", "data", "task"}:
             rederived = {"image_size": None, "channels": None}
             if changes.keys() & {"data", "task"}:
@@ -311,18 +364,32 @@ def update(
             if "task" in changes:
                 rederived["loss"] = None
             changes = {**rederived, **changes}
-        spec = _changed(spec, **changes)
+        try:
+            spec = _changed(spec, **changes)
+        except SpecError:
+            _check_recorded(recorded, path / ANSWERS_FILE)  # the file's fault, or ...
+            raise  # ... the change's
         conflicts = update_project(path, spec, to=to)
-    except SpecError as error:
-        raise _fail(str(error)) from None
     if conflicts:
         typer.echo("kgen: update left conflicts to resolve (inline markers):", err=True)
         for name in conflicts:
             typer.echo(f"  {name}", err=True)
         raise typer.Exit(code=1)
     typer.echo(
-        f"Updated {path} to template {to or 'of the installed kgen'}; review with git diff"
+        f"Updated {path} to template {'of the installed kgen' if to is None else to}; "
+        "review with git diff"
     )
+
+
+def _check_recorded(spec: ProjectSpec, answers_file: Path) -> None:
+    """Raise SpecError naming `answers_file` if its own answers are invalid."""
+    try:
+        spec.resolve()
+    except SpecError as error:
+        raise SpecError(
+            f"{str(answers_file)!r} records an answer kgen cannot use: {error}; restore "
+            f"it with `git checkout -- {answers_file.name}`"
+        ) from None
 
 
 @app.command("list")
@@ -364,9 +431,10 @@ def _stopped(signum: int, frame: object) -> None:
     Cleaning up here rather than raising keeps it certain: an exception raised in a
     signal handler can land in a finalizer or import callback, where Python ignores it.
     """
-    render = sys.modules.get("generator.render")  # imported lazily: maybe not yet
-    if render is not None:
-        render.abandon()
+    # Imported lazily: maybe not yet, or halfway (then there is no work to undo yet).
+    abandon = getattr(sys.modules.get("generator.render"), "abandon", None)
+    if abandon is not None:
+        abandon()
     sys.stderr.write(
         f"kgen: stopped by {signal.Signals(signum).name}; nothing was left half-written\n"
     )

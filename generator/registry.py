@@ -608,6 +608,7 @@ DATA_SOURCES: dict[str, Choice] = {
     ),
 }
 
+
 @dataclass(frozen=True)
 class Strategy:
     """A tf.distribute strategy: `kgen list`'s line and the generated README's."""

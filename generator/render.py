@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -12,17 +14,27 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import copier
+import copier.errors
 import yaml
+from plumbum import ProcessExecutionError
 
 from generator import store
-from generator.spec import ProjectSpec, SpecError, check_destination
+from generator.spec import (
+    KgenError,
+    ProjectSpec,
+    SpecError,
+    check_destination,
+    describe_os_error,
+)
 
 CONFLICT_MARKER = re.compile(r"^<{7} before updating$", re.MULTILINE)
 
 # Work that abandon() undoes when the process is told to stop: staging directories to
 # remove, and projects being updated to put back to their last commit.
 _STAGING: set[Path] = set()
+_PLACED: set[Path] = set()  # entries moved into an existing directory, not yet complete
 _UPDATING: set[Path] = set()
+_CHILDREN: set[subprocess.Popen] = set()  # git processes writing into a staging dir
 
 
 def template_dir() -> Path:
@@ -43,22 +55,24 @@ def create_project(
 ) -> None:
     """Render a project from the template store, git-commit it; on failure leave nothing.
 
-    The project is rendered into a hidden sibling directory and renamed into place at the
-    end, so a crash never leaves a half-written project at `destination`. `template` is a
-    git template repository (default: kgen's store, synced with the installed template).
+    The project is rendered into a hidden staging directory and moved into place at the
+    end, so a failure never leaves a half-written project at `destination`: a new
+    directory is staged beside it and renamed; an existing empty one (`kgen new .`) keeps
+    its identity, so the staging sits inside it and its entries are moved up. `template`
+    is a git template repository (default: kgen's store, synced with the installed
+    template).
     """
     answers = spec.answers()
-    destination = destination.absolute()
+    destination = Path(os.path.abspath(destination))
     check_destination(destination)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent)
+    existing = destination.is_dir()
+    staging = _make_staging(
+        destination if existing else destination.parent, destination
     )
-    _STAGING.add(staging)
-    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a project is not
     try:
-        with _template_source(template) as source:
+        with _template_source(template) as source, _copier_errors():
             copier.run_copy(
-                str(source),
+                store.recorded_path(source),
                 staging,
                 data=answers,
                 vcs_ref=ref,
@@ -68,9 +82,16 @@ def create_project(
                 unsafe=True,  # kgen's own template: its Jinja extension runs black
             )
         _git_init(staging)
-        if destination.exists():
-            destination.rmdir()  # checked empty above
-        staging.rename(destination)
+        if existing:
+            _move_entries(staging, destination)
+        else:
+            _rename(staging, destination)
+    except OSError as error:  # a full disk, a file system gone read-only, ...
+        shutil.rmtree(staging, ignore_errors=True)
+        raise KgenError(
+            f"cannot write the project at {str(destination)!r}: "
+            f"{describe_os_error(error)}; nothing was written"
+        ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -78,22 +99,137 @@ def create_project(
         _STAGING.discard(staging)
 
 
+def _make_staging(parent: Path, destination: Path) -> Path:
+    """A hidden directory in `parent` for the render, registered for abandon()."""
+    try:
+        with _signals_held():  # registered as soon as it exists
+            staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=parent))
+            _STAGING.add(staging)
+    except OSError as error:
+        raise KgenError(
+            f"cannot write in {str(parent)!r} ({(error.strerror or '').lower()}); "
+            "give a destination in a directory you can write"
+        ) from None
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a project is not
+    return staging
+
+
+def _rename(staging: Path, destination: Path) -> None:
+    """Move the whole render into place at once; refuse if `destination` appeared."""
+    try:
+        staging.rename(destination)
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise
+        raise KgenError(
+            f"destination {str(destination)!r} was created by another process while kgen "
+            "was writing; nothing was written"
+        ) from None
+
+
+def _move_entries(staging: Path, destination: Path) -> None:
+    """Move the render's entries up into the existing (empty) `destination`; if any name
+    is taken meanwhile, move back what was moved and refuse."""
+    moved: list[Path] = []
+    try:
+        for name in sorted(os.listdir(staging)):
+            target = destination / name
+            if os.path.lexists(target):
+                raise KgenError(
+                    f"destination {str(destination)!r} changed while kgen was writing "
+                    f"({name!r} appeared); nothing was written"
+                )
+            with _signals_held():
+                os.rename(staging / name, target)
+                moved.append(target)
+                _PLACED.add(target)
+        staging.rmdir()
+    except BaseException:
+        for target in reversed(moved):
+            os.rename(target, staging / target.name)
+        raise
+    finally:
+        _PLACED.difference_update(moved)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT back while a step and its registration for abandon() run."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
+def _copier_errors() -> Iterator[None]:
+    """copier's refusals and git failures inside copier, as kgen's one-line errors."""
+    try:
+        yield
+    except copier.errors.UserMessageError as error:
+        raise KgenError(f"copier: {' '.join(str(error).split())}") from None
+    except ProcessExecutionError as error:
+        command = " ".join(str(part) for part in error.argv[1:3])
+        raise KgenError(
+            f"{command} failed: {store.git_reason(error.stderr)}; if that is kgen's "
+            f"template store {str(store.store_dir())!r}, move it away and kgen makes a "
+            "new one"
+        ) from None
+
+
 def abandon() -> None:
-    """Undo the work in progress: for a signal handler that is about to exit the process."""
+    """Undo the work in progress: for a signal handler that is about to exit the process.
+
+    Children writing into a staging directory are stopped first, so that none of them
+    writes into it while it is removed.
+    """
+    for child in list(_CHILDREN):
+        child.kill()
+        child.wait()
     for staging in list(_STAGING):
         shutil.rmtree(staging, ignore_errors=True)
+    for placed in list(_PLACED):
+        if placed.is_dir() and not placed.is_symlink():
+            shutil.rmtree(placed, ignore_errors=True)
+        else:
+            placed.unlink(missing_ok=True)
     for project in list(_UPDATING):
         _restore(project)
 
 
+ANSWERS_FILE = ".copier-answers.yml"
+
+
 def recorded_answers(project: Path) -> dict[str, object]:
-    """The answers in a project's .copier-answers.yml; SpecError if it is not a project."""
-    answers_file = project / ".copier-answers.yml"
+    """The answers in a project's .copier-answers.yml; SpecError if it is not a project
+    or the file is not what copier wrote (edited into invalid YAML, or emptied)."""
+    answers_file = project / ANSWERS_FILE
     if not answers_file.is_file():
+        raise SpecError(f"{str(project)!r} is not a kgen project: no {ANSWERS_FILE}")
+    restore = f"restore it with `git checkout -- {ANSWERS_FILE}`"
+    try:
+        answers = yaml.safe_load(answers_file.read_text())
+    except UnicodeDecodeError:
+        raise SpecError(f"{str(answers_file)!r} is not UTF-8 text; {restore}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
         raise SpecError(
-            f"{str(project)!r} is not a kgen project: no .copier-answers.yml"
+            f"{str(answers_file)!r} is not valid YAML{where}; {restore}"
+        ) from None
+    if not isinstance(answers, dict):
+        raise SpecError(
+            f"{str(answers_file)!r} does not hold copier's answers (a mapping); {restore}"
         )
-    return yaml.safe_load(answers_file.read_text()) or {}
+    for key in ("project_name", "_src_path", "_commit"):
+        if not isinstance(answers.get(key), str) or not answers[key]:
+            raise SpecError(
+                f"{str(answers_file)!r} has no {key} (a string), which kgen update "
+                f"needs; {restore}"
+            )
+    return answers
 
 
 def update_project(
@@ -101,53 +237,135 @@ def update_project(
 ) -> list[str]:
     """copier's 3-way update of `project` to template version `to` with `spec`'s answers.
 
+    The project may come from another machine: a kgen template store it records (one
+    with kgen's mark, or one not on this machine whose path ends in `template`, as
+    `$KGEN_HOME/template` does) is taken to be this machine's store, provided the version
+    it was generated with is there.
     Returns the files left with conflict markers (empty when the merge was clean).
     """
-    project = project.absolute()
-    status = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True
+    project = Path(os.path.abspath(project))
+    # An update killed (SIGKILL) while it pointed the answers at this machine's store
+    # leaves their skip-worktree flag set: clear it, so git status tells the truth.
+    subprocess.run(
+        ["git", "update-index", "--no-skip-worktree", "--", ANSWERS_FILE],
+        cwd=project,
+        capture_output=True,
+    )
+    status = subprocess.run(  # the project only, as copier checks: it may be in a
+        ["git", "status", "--porcelain", "--", "."],  # larger repository
+        cwd=project,
+        capture_output=True,
+        text=True,
     )
     if status.returncode != 0:
         raise SpecError(
             f"{str(project)!r} is not a git repository; kgen update needs one"
         )
+    mark = _update_mark(project)
+    if status.stdout.strip() and mark.exists():
+        raise SpecError(
+            f"{str(project)!r} holds the changes of a kgen update that was killed; it "
+            "was committed before, so `git reset --hard && git clean -fd` puts it back, "
+            "then update again"
+        )
     if status.stdout.strip():
         raise SpecError(
             f"{str(project)!r} has uncommitted changes; commit or stash them, then update"
         )
-    ref = to or "HEAD"
+    ref = "HEAD" if to is None else to
+    answers = recorded_answers(project)
     with _template_source(None) as source:
-        recorded = Path(str(recorded_answers(project).get("_src_path", "")))
-        if recorded != source:
+        recorded, commit = str(answers["_src_path"]), str(answers["_commit"])
+        here = _same_directory(recorded, source)
+        if not here and not store.may_be_a_store(Path(recorded).expanduser()):
             raise SpecError(
-                f"{str(project)!r} was generated from {str(recorded)!r}, not kgen's "
-                f"template store {str(source)!r}; use `copier update` there"
+                f"{str(project)!r} was generated from {recorded!r}, not a kgen template "
+                "store; use `copier update` there"
+            )
+        if not store.has_ref(source, commit):
+            raise SpecError(
+                f"{str(project)!r} was generated with template version {commit!r}, "
+                f"which is not in kgen's store {str(source)!r} (available: "
+                f"{', '.join(store.tags(source)) or 'none'}); run that kgen version's "
+                "`kgen update` once on this machine first"
             )
         store.check_ref(source, ref)
         _UPDATING.add(project)
+        mark.write_text("a kgen update is running (if none is, it was killed)\n")
         try:
-            copier.run_update(
-                project,
-                data=spec.answers(),
-                vcs_ref=ref,
-                defaults=True,
-                overwrite=True,
-                quiet=True,
-                unsafe=True,
-                skip_answered=True,
-                conflict="inline",
-            )
+            with _recording_store(project, None if here else source), _copier_errors():
+                copier.run_update(
+                    project,
+                    data=spec.answers(),
+                    vcs_ref=ref,
+                    defaults=True,
+                    overwrite=True,
+                    quiet=True,
+                    unsafe=True,
+                    skip_answered=True,
+                    conflict="inline",
+                )
         except BaseException:
             _restore(project)
             raise
         finally:
             _UPDATING.discard(project)
+            mark.unlink(missing_ok=True)
     return conflicted_files(project)
+
+
+def _update_mark(project: Path) -> Path:
+    """A file in the project's git directory while `kgen update` changes the project:
+    left behind only by a killed update, whose changes the next update then names."""
+    git_dir = subprocess.run(
+        ["git", "rev-parse", "--absolute-git-dir"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return Path(git_dir) / "kgen-update-in-progress"
+
+
+def _same_directory(recorded: str, source: Path) -> bool:
+    path = Path(recorded).expanduser()
+    return path == source or (path.exists() and path.samefile(source))
+
+
+@contextmanager
+def _recording_store(project: Path, source: Path | None) -> Iterator[None]:
+    """Point the project's answers at this machine's store `source` while copier updates.
+
+    copier renders the old version from the answers' `_src_path`, which names the store
+    of the machine that generated the project. The answers file is rewritten on disk
+    only and hidden from `git status` (skip-worktree), so copier sees a clean project;
+    copier then writes the new answers itself, recording `source`.
+    """
+    if source is None:
+        yield
+        return
+    answers_file = project / ANSWERS_FILE
+    answers = {**recorded_answers(project), "_src_path": store.recorded_path(source)}
+    _git(project, "update-index", "--skip-worktree", "--", ANSWERS_FILE)
+    try:
+        answers_file.write_text(yaml.safe_dump(answers, sort_keys=False))
+        yield
+    finally:
+        _git(project, "update-index", "--no-skip-worktree", "--", ANSWERS_FILE)
+
+
+def _git(project: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=project, capture_output=True, check=True)
 
 
 def _restore(project: Path) -> None:
     """Put a project whose update failed back to its last commit (it was clean before)."""
-    for command in (["git", "reset", "--quiet", "--hard"], ["git", "clean", "-fdq"]):
+    _update_mark(project).unlink(missing_ok=True)
+    for command in (
+        ["git", "update-index", "--no-skip-worktree", "--", ANSWERS_FILE],
+        ["git", "reset", "--quiet", "--hard"],
+        ["git", "clean", "-fdq"],
+    ):
         subprocess.run(command, cwd=project, capture_output=True)
 
 
@@ -191,17 +409,30 @@ def _git_init(root: Path) -> None:
     if shutil.which("git") is None:
         return
     identity = []
-    probe = subprocess.run(
-        ["git", "config", "user.email"], cwd=root, capture_output=True
-    )
-    if probe.returncode != 0:
+    if _run(["git", "config", "user.email"], root).returncode != 0:
         identity = ["-c", "user.name=kgen", "-c", "user.email=kgen@localhost"]
 
     def git(*args: str) -> None:
-        subprocess.run(
-            ["git", *identity, *args], cwd=root, check=True, capture_output=True
-        )
+        done = _run(["git", *identity, "-c", "commit.gpgsign=false", *args], root)
+        if done.returncode != 0:
+            raise KgenError(
+                f"git {args[0]} failed in the new project: "
+                f"{store.git_reason(done.stderr)}; nothing was written"
+            )
 
     git("init", "--quiet", "--initial-branch=main")
     git("add", "--all")
     git("commit", "--quiet", "--no-verify", "-m", "Initial project from kgen")
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run a child that writes into a staging directory, registered for abandon()."""
+    with subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as child:
+        _CHILDREN.add(child)
+        try:
+            stdout, stderr = child.communicate()
+        finally:
+            _CHILDREN.discard(child)
+    return subprocess.CompletedProcess(command, child.returncode, stdout, stderr)

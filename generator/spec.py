@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 import keyword
+import math
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass, replace
+import types
+import typing
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from generator import pythons, registry
 
-# Names a generated package must not take: importing it would shadow the real module.
-_RESERVED_PACKAGES = set(sys.stdlib_module_names) | {
-    "keras",
-    "numpy",
-    "tensorflow",
-    "tensorflow_datasets",
-    "tests",
-    "generator",
+# Names a generated package must not take, besides the standard library's and those its
+# dependencies install (reserved_names.txt): its own tests package, and kgen's.
+_OWN_PACKAGES = {
+    "tests": "the project's own tests package",
+    "generator": "kgen's package",
 }
-_PROJECT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+# Compared in lower case, as package names are: on macOS and Windows `cprofile` is `cProfile`.
+_STDLIB = {name.lower() for name in sys.stdlib_module_names}
+_PROJECT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+
+# Upper bounds of the numeric options: far beyond any sensible run, low enough that a
+# typo (an extra zero or three) is caught before it is written into a project.
+MAX_NAME_LENGTH = 100  # a file name may have 255 bytes; kgen adds a staging suffix
+MAX_IMAGE_SIZE = 1024
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536
+MAX_OUTPUTS = 100_000  # classes, labels or regression targets
+MAX_LEARNING_RATE = 10.0  # peak, per 256 images
 
 SAMPLE_CHANNELS = 1  # the bundled digits
 # A chosen optimizer other than the recipe's: SGD gets its own peak lr (per 256 images,
@@ -29,7 +41,18 @@ SGD_LEARNING_RATE = 0.1
 SGD_WEIGHT_DECAY = 5e-4
 
 
-class SpecError(ValueError):
+class KgenError(Exception):
+    """An input or environment failure, not a bug: kgen reports it as one line, exit 2."""
+
+
+def describe_os_error(error: OSError) -> str:
+    """An OSError on one line: its reason and the file(s) it names."""
+    reason = (error.strerror or str(error) or type(error).__name__).lower()
+    names = [repr(str(n)) for n in (error.filename, error.filename2) if n is not None]
+    return f"{reason}: {' -> '.join(names)}" if names else reason
+
+
+class SpecError(KgenError, ValueError):
     """An option value is invalid; the message is one line naming it and what is valid."""
 
 
@@ -106,7 +129,12 @@ class ProjectSpec:
         return self.task_info.default_outputs
 
     def resolve(self) -> ProjectSpec:
-        """Validate every option and fill in the defaults; raise SpecError on bad input."""
+        """Validate every option and fill in the defaults; raise SpecError on bad input.
+
+        `None` is the only "not given": zero, an empty string or false is a value, and is
+        checked like any other.
+        """
+        _check_types(self)
         _check_project_name(self.project_name)
         arch = _lookup("architecture", registry.ARCHITECTURES, self.arch)
         task = _lookup("task", registry.TASKS, self.task)
@@ -115,7 +143,7 @@ class ProjectSpec:
         _lookup("strategy", registry.STRATEGIES, self.strategy)
         _lookup("precision", registry.PRECISIONS, self.precision)
         recipe = self.recipe
-        optimizer = self.optimizer or recipe.optimizer
+        optimizer = _given(self.optimizer, recipe.optimizer)
         _lookup("optimizer", registry.OPTIMIZERS, optimizer)
         _lookup("learning-rate schedule", registry.LR_SCHEDULES, self.lr_schedule)
         if self.tfds_name is not None and self.data != "tfds":
@@ -128,7 +156,7 @@ class ProjectSpec:
                 "under MultiWorkerMirroredStrategy (keras-team/keras#20585)"
             )
 
-        loss = self.loss or task.losses[0]
+        loss = _given(self.loss, task.losses[0])
         if loss not in task.losses:
             _lookup("loss", registry.LOSSES, loss)
             raise SpecError(
@@ -136,26 +164,25 @@ class ProjectSpec:
             )
         spec = replace(
             self,
-            image_size=self.image_size or self.default_image_size(),
-            channels=self.channels or self.default_channels(),
-            num_classes=self.num_classes or self.default_outputs(),
+            image_size=_given(self.image_size, self.default_image_size()),
+            channels=_given(self.channels, self.default_channels()),
+            num_classes=_given(self.num_classes, self.default_outputs()),
             tfds_name=self.tfds_dataset().name if self.data == "tfds" else None,
             loss=loss,
-            epochs=self.epochs if self.epochs is not None else recipe.epochs,
+            epochs=_given(self.epochs, recipe.epochs),
             optimizer=optimizer,
-            learning_rate=self.learning_rate or self._default_learning_rate(optimizer),
-            label_smoothing=(
-                self._default_label_smoothing()
-                if self.label_smoothing is None
-                else self.label_smoothing
+            learning_rate=_given(
+                self.learning_rate, self._default_learning_rate(optimizer)
+            ),
+            label_smoothing=_given(
+                self.label_smoothing, self._default_label_smoothing()
             ),
         )
         _check_image_size(arch, spec.image_size)
         _check_channels(arch, spec.channels)
-        _check_positive("--epochs", spec.epochs)
-        _check_positive("--batch-size", spec.batch_size)
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise SpecError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        _check_count("--epochs", spec.epochs, MAX_EPOCHS)
+        _check_count("--batch-size", spec.batch_size, MAX_BATCH_SIZE)
+        _check_learning_rate(spec.learning_rate)
         _check_outputs(spec.task, spec.num_classes)
         if spec.data == "sample" and spec.num_classes != task.sample_outputs:
             raise SpecError(
@@ -163,7 +190,7 @@ class ProjectSpec:
                 f"has {task.sample_outputs} {task.outputs_noun} for {spec.task}; omit it "
                 "or use --data tfds/synthetic"
             )
-        if not 0 <= spec.label_smoothing < 1:
+        if not (math.isfinite(spec.label_smoothing) and 0 <= spec.label_smoothing < 1):
             raise SpecError(
                 f"--label-smoothing must be in [0, 1), got {spec.label_smoothing}"
             )
@@ -250,6 +277,54 @@ def param_count(spec: ProjectSpec) -> int:
     return arch.backbone_params + (arch.features + 1) * classes
 
 
+_T = typing.TypeVar("_T")
+
+
+def _given(value: _T | None, default: _T) -> _T:
+    """`value` unless it was not given (None); never `value or default`, zero is a value."""
+    return default if value is None else value
+
+
+# What each option's type is called in a message.
+_TYPE_NOUNS = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+}
+
+
+def option_name(field: str) -> str:
+    """The command-line spelling of a ProjectSpec field: image_size -> --image-size."""
+    return "project name" if field == "project_name" else f"--{field.replace('_', '-')}"
+
+
+@functools.cache
+def _field_types() -> dict[str, tuple[type, ...]]:
+    """Each ProjectSpec field's allowed types: `int | None` -> (int, NoneType)."""
+    hints = typing.get_type_hints(ProjectSpec)
+    return {
+        name: typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        for name, hint in hints.items()
+    }
+
+
+def _check_types(spec: ProjectSpec) -> None:
+    """Every field holds its declared type (or None where allowed): answers read back from
+    a .copier-answers.yml, or passed from Python, may hold anything YAML can."""
+    for field in fields(spec):
+        value = getattr(spec, field.name)
+        allowed = _field_types()[field.name]
+        if value is None and type(None) in allowed:
+            continue
+        kind = next(k for k in allowed if k is not type(None))
+        accepted = (int, float) if kind is float else (kind,)
+        if isinstance(value, bool) != (kind is bool) or not isinstance(value, accepted):
+            raise SpecError(
+                f"{option_name(field.name)} must be {_TYPE_NOUNS[kind]}, got {value!r}"
+            )
+
+
 def _check_outputs(task: str, outputs: int) -> None:
     if task == "binary" and outputs != 2:
         raise SpecError(f"--num-classes {outputs} is not valid for binary: it is 2")
@@ -264,6 +339,10 @@ def _check_outputs(task: str, outputs: int) -> None:
         )
     if outputs < 1:
         raise SpecError(f"--num-classes must be at least 1 target, got {outputs}")
+    if outputs > MAX_OUTPUTS:
+        raise SpecError(
+            f"--num-classes {outputs} is too large: the maximum is {MAX_OUTPUTS}"
+        )
 
 
 def _lookup(kind: str, table: dict, name: str):
@@ -274,7 +353,12 @@ def _lookup(kind: str, table: dict, name: str):
 
 
 def _check_project_name(name: str) -> None:
-    if not _PROJECT_NAME.match(name):
+    if len(name) > MAX_NAME_LENGTH:
+        raise SpecError(
+            f"project name {name[:20]!r}... is {len(name)} characters long: the maximum "
+            f"is {MAX_NAME_LENGTH}"
+        )
+    if not _PROJECT_NAME.fullmatch(name):
         raise SpecError(
             f"project name {name!r} is not valid: start with a letter, then use letters, "
             "digits, '-', '_' or '.'"
@@ -284,11 +368,33 @@ def _check_project_name(name: str) -> None:
         raise SpecError(
             f"project name {name!r} gives package {package!r}, not a valid Python name"
         )
-    if package in _RESERVED_PACKAGES:
+    if package in _STDLIB:
         raise SpecError(
             f"project name {name!r} gives package {package!r}, which would shadow the "
             "module of that name; choose another name"
         )
+    if package in _OWN_PACKAGES:
+        raise SpecError(
+            f"project name {name!r} gives package {package!r}, the name of "
+            f"{_OWN_PACKAGES[package]}; choose another name"
+        )
+    owner = reserved_names().get(package)
+    if owner is not None:
+        raise SpecError(
+            f"project name {name!r} gives package {package!r}, which would shadow the "
+            f"module or distribution of that name ({owner}); choose another name"
+        )
+
+
+@functools.cache
+def reserved_names() -> dict[str, str]:
+    """{package name: distribution} that generated projects' dependencies install, from
+    reserved_names.txt (written by tools/reserved_names.py; kgen must not import them).
+    """
+    text = (Path(__file__).with_name("reserved_names.txt")).read_text()
+    return dict(
+        line.split(" ", 1) for line in text.splitlines() if not line.startswith("#")
+    )
 
 
 def _check_image_size(arch: registry.Architecture, size: int) -> None:
@@ -296,8 +402,10 @@ def _check_image_size(arch: registry.Architecture, size: int) -> None:
         raise SpecError(
             f"--image-size {size} is too small for {arch.name}: the minimum is {arch.min_size}"
         )
-    if size > 1024:
-        raise SpecError(f"--image-size {size} is too large: the maximum is 1024")
+    if size > MAX_IMAGE_SIZE:
+        raise SpecError(
+            f"--image-size {size} is too large: the maximum is {MAX_IMAGE_SIZE}"
+        )
 
 
 def _check_channels(arch: registry.Architecture, channels: int) -> None:
@@ -312,14 +420,28 @@ def _check_channels(arch: registry.Architecture, channels: int) -> None:
         )
 
 
-def _check_positive(option: str, value: int) -> None:
+def _check_count(option: str, value: int, maximum: int) -> None:
     if value < 1:
         raise SpecError(f"{option} must be a positive integer, got {value}")
+    if value > maximum:
+        raise SpecError(f"{option} {value} is too large: the maximum is {maximum}")
+
+
+def _check_learning_rate(value: float) -> None:
+    if not math.isfinite(value):
+        raise SpecError(f"--learning-rate must be a finite number, got {value}")
+    if not value > 0:
+        raise SpecError(f"--learning-rate must be > 0, got {value}")
+    if value > MAX_LEARNING_RATE:
+        raise SpecError(
+            f"--learning-rate {value} is too large: the maximum is {MAX_LEARNING_RATE} "
+            "(the peak for a batch of 256)"
+        )
 
 
 def check_python(version: tuple[int, ...] | None = None) -> None:
     """Raise SpecError unless `version` (default: this interpreter's) can run the project."""
-    major, minor = (version or pythons.running())[:2]
+    major, minor = (pythons.running() if version is None else version)[:2]
     if not pythons.OLDEST <= (major, minor) <= pythons.NEWEST:
         raise SpecError(
             f"Python {major}.{minor} is not supported: generated projects need "
@@ -328,20 +450,52 @@ def check_python(version: tuple[int, ...] | None = None) -> None:
         )
 
 
+def project_name(destination: Path) -> str:
+    """The project's name: the last component of the absolute, normalised destination."""
+    name = Path(os.path.abspath(destination)).name
+    if name == "":
+        raise SpecError(
+            f"destination {str(destination)!r} has no name to give the project; give a "
+            "directory such as ./my-project"
+        )
+    return name
+
+
 def check_destination(path: Path) -> None:
     """Raise SpecError unless `path` can receive a new project (new or empty directory)."""
-    if path.is_file():
+    if path.is_symlink() and not path.exists():
         raise SpecError(
-            f"destination {str(path)!r} is a file; give a new or empty directory"
+            f"destination {str(path)!r} is a symbolic link to nothing; give a new or "
+            "empty directory"
         )
-    if path.is_dir() and any(path.iterdir()):
+    if path.exists() and not path.is_dir():
+        kind = "a file" if path.is_file() else "not a directory"
         raise SpecError(
-            f"destination {str(path)!r} exists and is not empty; give a new or empty directory"
+            f"destination {str(path)!r} is {kind}; give a new or empty directory"
         )
+    if path.is_dir():
+        if any(path.iterdir()):
+            raise SpecError(
+                f"destination {str(path)!r} exists and is not empty; give a new or empty "
+                "directory"
+            )
+        _check_writable(path, "destination")
+        return
     parent = path.parent
+    ancestor = parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise SpecError(
+            f"{str(ancestor)!r} is a file, so {str(path)!r} cannot be created under it"
+        )
     if not parent.is_dir():
         raise SpecError(
             f"parent directory {str(parent)!r} does not exist; create it first"
         )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise SpecError(f"parent directory {str(parent)!r} is not writable")
+    _check_writable(parent, "parent directory")
+
+
+def _check_writable(directory: Path, role: str) -> None:
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise SpecError(f"{role} {str(directory)!r} is not writable")

@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -28,37 +29,77 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from generator import __version__
-from generator.spec import SpecError
+from generator.spec import KgenError, SpecError
 
 _STAMP = "kgen-sync.json"  # in the store's .git directory
 _MARKER = "kgen-store"  # ditto: kgen created this store, so it may write to it
 
 
+DEFAULT_HOME = "~/.local/share/kgen"
+
+
 def store_dir() -> Path:
-    home = os.environ.get("KGEN_HOME") or "~/.local/share/kgen"
-    return Path(home).expanduser() / "template"
+    """`$KGEN_HOME/template`, absolute; an unset or empty KGEN_HOME means the default."""
+    home = os.environ.get("KGEN_HOME", "")
+    if home == "":
+        home = DEFAULT_HOME
+    return Path(os.path.abspath(Path(home).expanduser())) / "template"
 
 
 def git(
-    repo: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+    repo: Path,
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    store: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run git on `repo` with an identity of its own, capturing output."""
+    """Run git on the store `repo` with an identity of its own, capturing output.
+
+    A failure (with `check`) is reported with git's own reason, naming `store` (default:
+    `repo`, unless that is the store in the making).
+    """
     command = ["git", "-c", "user.name=kgen", "-c", "user.email=kgen@localhost", *args]
-    return subprocess.run(
-        command,
-        cwd=repo,
-        check=check,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+    try:
+        return subprocess.run(
+            command,
+            cwd=repo,
+            check=check,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+    except FileNotFoundError:
+        raise KgenError(
+            "git is not installed; kgen's template store needs it"
+        ) from None
+    except subprocess.CalledProcessError as error:
+        raise KgenError(
+            f"git {args[0]} failed in kgen's template store {str(store or repo)!r}: "
+            f"{git_reason(error.stderr)}; if the store is damaged, move it away and "
+            "kgen makes a new one"
+        ) from None
+
+
+def git_reason(stderr: str) -> str:
+    """git's own reason for a failure, on one line: its first `fatal:`/`error:` line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    reasons = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    return (reasons or lines or ["no reason given"])[0]
 
 
 @contextmanager
 def locked(store: Path) -> Iterator[None]:
     """Serialise store writes between concurrent kgen processes."""
-    store.parent.mkdir(parents=True, exist_ok=True)
-    with open(store.parent / f"{store.name}.lock", "w") as lock:
+    home = store.parent
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        lock = open(home / f"{store.name}.lock", "w")
+    except OSError as error:
+        raise KgenError(
+            f"KGEN_HOME {str(home)!r} is not usable ({error.strerror.lower()}); set "
+            "KGEN_HOME to a directory kgen can write"
+        ) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -109,7 +150,9 @@ def _claim(store: Path) -> None:
     """Create the store, or check that the directory there is one kgen created.
 
     Anything else at that path (the user's files, their own git repository) is refused,
-    and nothing in it is touched.
+    and nothing in it is touched. A new store is made beside it and renamed into place
+    with its mark, so a kgen killed meanwhile leaves no unmarked store to refuse later;
+    the hidden leftovers of such a kill are removed here (under the store's lock).
     """
     marker = store / ".git" / _MARKER
     if (
@@ -118,13 +161,28 @@ def _claim(store: Path) -> None:
         marker.touch()
         return
     if store.exists() and (not store.is_dir() or any(store.iterdir())):
-        raise SpecError(
+        raise KgenError(
             f"{str(store)!r} is not kgen's template store, and kgen will not touch it; "
             "move it away or set KGEN_HOME to another directory"
         )
-    store.mkdir(parents=True, exist_ok=True)
-    git(store, "init", "--quiet", "--initial-branch=main")
-    marker.touch()
+    store.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in store.parent.glob(f".{store.name}.new-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{store.name}.new-", dir=store.parent))
+    try:
+        git(new, "init", "--quiet", "--initial-branch=main", store=store)
+        (new / ".git" / _MARKER).touch()
+        new.chmod(0o777 & ~_umask())  # mkdtemp makes it private
+        new.rename(store)  # replaces an empty directory, atomically
+    except BaseException:  # a full disk, say
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def tree_digest(root: Path) -> str:
@@ -173,15 +231,38 @@ def _read_stamp(store: Path) -> dict[str, str]:
         return {}
 
 
+def may_be_a_store(path: Path) -> bool:
+    """Whether a project's recorded `_src_path` can be a kgen store, perhaps another
+    machine's: kgen's mark if the path exists here, else the shape `.../template`."""
+    if path.exists():
+        return (path / ".git" / _MARKER).is_file()
+    return path.name == "template"
+
+
+def recorded_path(store: Path) -> str:
+    """How projects record the store as copier's `_src_path`: under the home directory as
+    `~/...` (copier expands it), so that plain `copier update` works on any machine where
+    kgen keeps its store at the same place under the user's home; else absolute."""
+    try:
+        return f"~/{store.relative_to(Path.home()).as_posix()}"
+    except (ValueError, RuntimeError):  # not under the home, or no home known
+        return str(store)
+
+
+def has_ref(store: Path, ref: str) -> bool:
+    """Whether `ref` (a tag, or `git describe` output) names a commit in the store."""
+    return not git(
+        store, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False
+    ).returncode
+
+
 def tags(store: Path) -> list[str]:
     return git(store, "tag", "--list", "--sort=v:refname").stdout.split()
 
 
 def check_ref(store: Path, ref: str) -> None:
     """Raise SpecError unless `ref` names a template version in the store."""
-    if git(
-        store, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False
-    ).returncode:
+    if not has_ref(store, ref):
         raise SpecError(
             f"template version {ref!r} is not in kgen's store {str(store)!r}; "
             f"available: {', '.join(tags(store)) or 'none'}"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -131,6 +133,161 @@ GENERATOR["G39-tfds-name-without-tfds"] = (
     r"--tfds-name applies to --data tfds only, not --data npz",
 )
 
+# Every number is checked for type, finiteness and range; zero is a value, not "unset";
+# an empty string is a value too. Click's own parse errors are one line like the rest.
+GENERATOR.update(
+    {
+        "G40-learning-rate-infinite": (
+            ["--learning-rate", "inf"],
+            r"--learning-rate must be a finite number, got inf",
+        ),
+        "G41-learning-rate-nan": (
+            ["--learning-rate", "nan"],
+            r"--learning-rate must be a finite number, got nan",
+        ),
+        "G42-learning-rate-negative": (
+            ["--learning-rate", "-0.1"],
+            r"--learning-rate must be > 0, got -0.1",
+        ),
+        "G43-learning-rate-overflows-to-infinity": (
+            ["--learning-rate", "1e400"],
+            r"--learning-rate must be a finite number, got inf",
+        ),
+        "G44-learning-rate-too-large": (
+            ["--learning-rate", "100"],
+            r"--learning-rate 100.0 is too large: the maximum is 10.0",
+        ),
+        "G45-learning-rate-not-a-number": (
+            ["--learning-rate", "fast"],
+            r"invalid value for '--learning-rate': .*\(see .*new --help\)$",
+        ),
+        "G46-zero-epochs": (
+            ["--epochs", "0"],
+            r"--epochs must be a positive integer, got 0",
+        ),
+        "G47-epochs-too-large": (
+            ["--epochs", "1000000"],
+            r"--epochs 1000000 is too large: the maximum is 10000",
+        ),
+        "G48-epochs-not-an-integer": (
+            ["--epochs", "2.5"],
+            r"invalid value for '--epochs': .*integer",
+        ),
+        "G49-zero-image-size": (
+            ["--image-size", "0"],
+            r"--image-size 0 is too small for simple_cnn: the minimum is 10",
+        ),
+        "G50-negative-image-size": (
+            ["--image-size", "-32"],
+            r"--image-size -32 is too small for simple_cnn: the minimum is 10",
+        ),
+        "G51-image-size-with-a-unit": (
+            ["--image-size", "32px"],
+            r"invalid value for '--image-size': .*integer",
+        ),
+        "G52-zero-channels": (
+            ["--channels", "0"],
+            r"--channels 0 is not valid: use 1 \(grayscale\) or 3 \(RGB\)",
+        ),
+        "G53-negative-channels": (
+            ["--channels", "-3"],
+            r"--channels -3 is not valid: use 1 \(grayscale\) or 3 \(RGB\)",
+        ),
+        "G54-zero-classes": (
+            ["--data", "synthetic", "--num-classes", "0"],
+            r"--num-classes must be at least 2 for multiclass, got 0",
+        ),
+        "G55-zero-regression-targets": (
+            ["--task", "regression", "--data", "synthetic", "--num-classes", "0"],
+            r"--num-classes must be at least 1 target, got 0",
+        ),
+        "G56-too-many-classes": (
+            ["--data", "synthetic", "--num-classes", "1000000"],
+            r"--num-classes 1000000 is too large: the maximum is 100000",
+        ),
+        "G57-negative-batch-size": (
+            ["--batch-size", "-8"],
+            r"--batch-size must be a positive integer, got -8",
+        ),
+        "G58-batch-size-too-large": (
+            ["--batch-size", "1000000"],
+            r"--batch-size 1000000 is too large: the maximum is 65536",
+        ),
+        "G59-batch-size-beyond-int64": (
+            ["--batch-size", "99999999999999999999999"],
+            r"--batch-size 99999999999999999999999 is too large: the maximum is 65536",
+        ),
+        "G60-label-smoothing-nan": (
+            ["--label-smoothing", "nan"],
+            r"--label-smoothing must be in \[0, 1\), got nan",
+        ),
+        "G61-label-smoothing-negative": (
+            ["--label-smoothing", "-0.1"],
+            r"--label-smoothing must be in \[0, 1\), got -0.1",
+        ),
+        "G62-label-smoothing-infinite": (
+            ["--label-smoothing", "inf"],
+            r"--label-smoothing must be in \[0, 1\), got inf",
+        ),
+        "G63-empty-optimizer": (
+            ["--optimizer", ""],
+            r"unknown optimizer ''; valid: adam, adamw, sgd, rmsprop",
+        ),
+        "G64-empty-loss": (
+            ["--loss", ""],
+            r"unknown loss ''; valid: crossentropy, mse, huber",
+        ),
+        "G65-empty-arch": (
+            ["--arch", ""],
+            r"unknown architecture ''; valid: simple_cnn",
+        ),
+        "G66-misspelt-optimizer": (
+            ["--optimizer", "adm"],
+            r"unknown optimizer 'adm' \(did you mean 'adam'\?\)",
+        ),
+        "G67-unknown-lr-schedule": (
+            ["--lr-schedule", "step"],
+            r"unknown learning-rate schedule 'step'; valid: constant, cosine",
+        ),
+        "G68-unknown-option": (
+            ["--epoch", "3"],
+            r"no such option: --epoch \(Possible options: --arch, --epochs\)",
+        ),
+        "G69-option-without-its-value": (
+            ["--arch"],
+            r"option '--arch' requires an argument",
+        ),
+        "G70-flag-given-a-value": (
+            ["--augment=yes"],
+            r"option '--augment' does not take a value",
+        ),
+        "G71-extra-argument": (
+            ["other"],
+            r"got unexpected extra argument\(s\) \(other\)",
+        ),
+        "G72-empty-tfds-name": (
+            ["--data", "tfds", "--tfds-name", ""],
+            r"--tfds-name '' is not a tfds dataset name",
+        ),
+        "G73-tfds-name-with-newline": (
+            ["--data", "tfds", "--tfds-name", "mnist\n"],
+            r"--tfds-name 'mnist\\n' is not a tfds dataset name",
+        ),
+        "G107-tfds-name-path-traversal": (
+            ["--data", "tfds", "--tfds-name", "../../etc"],
+            r"--tfds-name '../../etc' is not a tfds dataset name",
+        ),
+        "G108-learning-rate-negative-infinity": (
+            ["--learning-rate", "-inf"],
+            r"--learning-rate must be a finite number, got -inf",
+        ),
+        "G109-epochs-in-hex": (
+            ["--epochs", "0x10"],
+            r"invalid value for '--epochs': .*integer",
+        ),
+    }
+)
+
 # id -> (project directory name, message pattern)
 PROJECT_NAMES = {
     "G21-name-starts-with-digit": (
@@ -151,6 +308,48 @@ PROJECT_NAMES = {
         r"gives package 'tensorflow', which would shadow",
     ),
 }
+
+# Reserved names are computed from the generated project's dependencies
+# (generator/reserved_names.txt); these are the ones that broke projects.
+PROJECT_NAMES.update(
+    {
+        f"G{number}-name-shadows-{slug}": (
+            name,
+            rf"gives package '{package}', which would shadow the module or distribution "
+            rf"of that name \({owner}\)",
+        )
+        for number, slug, name, package, owner in [
+            (74, "absl", "absl", "absl", "absl-py"),
+            (75, "google", "google", "google", "googleapis-common-protos"),
+            (76, "ml-dtypes", "ml-dtypes", "ml_dtypes", "ml-dtypes"),
+            (77, "h5py", "h5py", "h5py", "h5py"),
+            (78, "tensorboard", "tensorboard", "tensorboard", "tensorboard"),
+            (79, "matplotlib", "matplotlib", "matplotlib", "matplotlib"),
+            (80, "pytest", "pytest", "pytest", "pytest"),
+            (81, "a-distribution", "absl-py", "absl_py", "absl-py"),  # not a module
+            (82, "numpy-in-capitals", "NumPy", "numpy", "numpy"),  # macOS: one file
+        ]
+    }
+)
+PROJECT_NAMES.update(
+    {
+        "G83-name-ends-with-newline": (
+            "proj\n",
+            r"project name 'proj\\n' is not valid: start with a letter",
+        ),
+        "G84-name-too-long": (
+            "a" * 101,
+            r"project name 'a{20}'... is 101 characters long: the maximum is 100",
+        ),
+        "G85-name-is-tests": (
+            "tests",
+            r"gives package 'tests', the name of the project's own tests package",
+        ),
+        "G86-name-not-ascii": ("prøject", r"project name 'prøject' is not valid"),
+        "G127-name-starts-with-a-dash": ("-proj", r"project name '-proj' is not valid"),
+        "G128-hidden-name": (".proj", r"project name '.proj' is not valid"),
+    }
+)
 
 
 def kgen(*args: str):
@@ -257,6 +456,390 @@ def test_G32_update_with_invalid_answer_change(committed_project):
             text=True,
         ).stdout
         == ""
+    )
+
+
+def assert_refused(result, pattern: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert_one_clear_line(result.output, pattern)
+
+
+def test_G87_destination_is_a_symlink_to_a_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "proj").symlink_to(tmp_path / "notes.txt")
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert_refused(result, r"destination '.*proj' is a file; give a new or empty")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "proj"]
+
+
+def test_G88_destination_is_a_dangling_symlink(tmp_path):
+    (tmp_path / "proj").symlink_to(tmp_path / "nowhere")
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert_refused(result, r"destination '.*proj' is a symbolic link to nothing")
+    assert [p.name for p in tmp_path.iterdir()] == ["proj"]
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_G89_destination_under_a_file(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    result = kgen("new", str(tmp_path / "afile" / "sub" / "proj"), "--defaults")
+    assert_refused(result, r"'.*afile' is a file, so '.*afile/sub/proj' cannot be")
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_G90_destination_is_the_root_directory(tmp_path):
+    result = kgen("new", "/", "--defaults")
+    assert_refused(result, r"destination '/' has no name to give the project")
+
+
+@pytest.fixture
+def unwritable(tmp_path) -> Path:
+    """A directory this process cannot write in: immutable (root), or read-only."""
+    directory = tmp_path / "locked"
+    directory.mkdir()
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(directory)]).returncode:
+            pytest.skip("root without chattr: no directory is unwritable")
+        yield directory
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
+    else:
+        directory.chmod(0o555)
+        yield directory
+        directory.chmod(0o755)
+
+
+def test_G91_parent_not_writable(unwritable):
+    result = kgen("new", str(unwritable / "proj"), "--defaults")
+    assert_refused(result, r"parent directory '.*locked' is not writable")
+    assert list(unwritable.iterdir()) == []
+
+
+def test_G92_kgen_home_is_a_file(tmp_path, monkeypatch):
+    (tmp_path / "home").write_text("x")
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert_refused(
+        result,
+        r"KGEN_HOME '.*home' is not usable \(file exists\); set KGEN_HOME to a "
+        r"directory kgen can write",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+
+
+def test_G93_kgen_home_not_writable(unwritable, monkeypatch):
+    monkeypatch.setenv("KGEN_HOME", str(unwritable / "home"))
+    result = kgen("new", str(unwritable.parent / "proj"), "--defaults")
+    assert_refused(result, r"KGEN_HOME '.*locked/home' is not usable \(.*\)")
+    assert sorted(p.name for p in unwritable.parent.iterdir()) == ["locked"]
+
+
+def test_G94_kgen_home_under_a_file(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "afile" / "home"))
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert_refused(
+        result, r"KGEN_HOME '.*afile/home' is not usable \(not a directory\)"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+
+
+def test_G95_broken_template_store(tmp_path, monkeypatch):
+    from generator import store
+    from generator.render import template_dir
+
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
+    source = store.sync(template_dir(), store.store_dir())
+    (source / ".git" / "HEAD").write_text("garbage\n")
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert_refused(
+        result,
+        r"git [a-z-]+ failed in kgen's template store '.*home/template': fatal: not a "
+        r"git repository.*; if the store is damaged, move it away and kgen makes a new one",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+
+
+def test_G96_same_destination_written_by_another_kgen_meanwhile(tmp_path, monkeypatch):
+    """Two `kgen new` of one path: the second to finish refuses, the first's is kept."""
+    import generator.render
+
+    git_init = generator.render._git_init
+
+    def other_kgen_finishes_first(root):
+        git_init(root)
+        (tmp_path / "proj").mkdir()
+        (tmp_path / "proj" / "theirs.txt").write_text("the other kgen's project")
+
+    monkeypatch.setattr(generator.render, "_git_init", other_kgen_finishes_first)
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert_refused(
+        result,
+        r"destination '.*proj' was created by another process while kgen was "
+        r"writing; nothing was written",
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["proj"]  # no staging left
+    assert [p.name for p in (tmp_path / "proj").iterdir()] == ["theirs.txt"]
+
+
+def test_G106_new_without_a_path():
+    result = kgen("new", "--defaults")
+    assert_refused(result, r"missing argument 'path' \(see .*new --help\)")
+
+
+def test_G112_prompted_image_size_of_zero(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "_interactive", lambda defaults: True)
+    # arch, task, loop, data (defaults), then image size 0
+    result = CliRunner().invoke(
+        cli.app, ["new", str(tmp_path / "proj")], input="\n\n\n\n0\n"
+    )
+    assert result.exit_code == 2
+    error = result.output.strip().splitlines()[-1]
+    assert error.startswith("kgen: error: ") and "Traceback" not in result.output
+    assert re.search(r"--image-size 0 is too small for simple_cnn: the minimum", error)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_G113_kgen_home_is_a_dangling_symlink(tmp_path, monkeypatch):
+    (tmp_path / "home").symlink_to(tmp_path / "gone")
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert_refused(result, r"KGEN_HOME '.*home' is not usable \(file exists\)")
+    assert [p.name for p in tmp_path.iterdir()] == ["home"]
+
+
+def test_G114_update_outside_git(tmp_path):
+    project = generate(tmp_path, "proj")
+    shutil.rmtree(project / ".git")
+    before = sorted(str(p) for p in project.rglob("*"))
+    result = kgen("update", str(project))
+    assert_refused(result, r"'.*proj' is not a git repository; kgen update needs one")
+    assert sorted(str(p) for p in project.rglob("*")) == before
+
+
+def test_G115_template_store_is_a_file(tmp_path, monkeypatch):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "template").write_text("mine")
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert_refused(
+        result,
+        r"'.*home/template' is not kgen's template store, and kgen will not touch it",
+    )
+    assert (tmp_path / "home" / "template").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["home"]
+
+
+def test_G117_destination_is_a_device():
+    result = kgen("new", "/dev/null", "--defaults")
+    assert_refused(result, r"destination '/dev/null' is not a directory")
+
+
+def test_G118_update_to_an_infinite_learning_rate(shared_project):
+    result = kgen("update", str(shared_project), "--learning-rate", "inf")
+    assert_refused(result, r"--learning-rate must be a finite number, got inf")
+    assert _git(shared_project, "status", "--porcelain", "--ignored") == ""
+
+
+def test_G119_update_to_zero_epochs(shared_project):
+    result = kgen("update", str(shared_project), "--epochs", "0")
+    assert_refused(result, r"--epochs must be a positive integer, got 0")
+    assert _git(shared_project, "status", "--porcelain", "--ignored") == ""
+
+
+# Generator entries whose test lives with the tests of the same feature.
+GENERATOR_ELSEWHERE = {
+    "G110-full-disk-while-writing-the-project": (
+        "tests/test_cli.py::test_a_full_disk_is_one_line_and_leaves_nothing"
+    ),
+    "G111-full-disk-under-kgen-home": (
+        "tests/test_cli.py::test_a_full_disk_under_kgen_home_leaves_no_half_made_store"
+    ),
+    "G116-template-store-is-the-user-s-directory": (
+        "tests/test_cli.py::test_store_refuses_a_directory_kgen_did_not_create"
+    ),
+    "G121-update-after-a-killed-update": (
+        "tests/test_update.py::test_a_killed_update_is_named_and_the_advice_puts_it_back"
+    ),
+}
+
+
+# `kgen update` of a project whose .copier-answers.yml was edited: id -> (the edit, as
+# a function of the recorded text, and the message pattern). Each edit is committed.
+ANSWERS = ".copier-answers.yml"
+RESTORE = r"restore it with `git checkout -- \.copier-answers\.yml`"
+
+
+def _set(key: str, value: str):
+    return lambda text: re.sub(rf"^{key}: .*$", f"{key}: {value}", text, flags=re.M)
+
+
+EDITED_ANSWERS = {
+    "G97": (
+        lambda text: "arch: [simple_cnn\n",
+        rf"is not valid YAML at line 2; {RESTORE}",
+    ),
+    "G98": (
+        lambda text: "- simple_cnn\n",
+        rf"does not hold copier's answers \(a mapping\); {RESTORE}",
+    ),
+    "G99": (
+        _set("epochs", "ten"),
+        rf"records an answer kgen cannot use: --epochs must be an integer, got "
+        rf"'ten'; {RESTORE}",
+    ),
+    "G100": (lambda text: "\udcff", rf"is not UTF-8 text; {RESTORE}"),
+    "G101": (
+        lambda text: re.sub(r"^_src_path: .*\n", "", text, flags=re.M),
+        rf"has no _src_path \(a string\), which kgen update needs; {RESTORE}",
+    ),
+    "G102": (
+        _set("learning_rate", ".inf"),
+        r"records an answer kgen cannot use: --learning-rate must be a finite "
+        rf"number, got inf; {RESTORE}",
+    ),
+    "G103": (
+        _set("_commit", "v9.9.9"),
+        r"was generated with template version 'v9.9.9', which is not in kgen's store "
+        r".*\(available: v.*\); run that kgen version's `kgen update` once",
+    ),
+    "G104": (
+        _set("_src_path", "/somewhere/my-template"),
+        r"was generated from '/somewhere/my-template', not a kgen template store; use "
+        r"`copier update` there",
+    ),
+    "G105": (lambda text: "", r"does not hold copier's answers \(a mapping\)"),
+    "G124": (
+        _set("_commit", "1.0"),
+        r"has no _commit \(a string\), which kgen update",
+    ),
+    "G125": (
+        _set("project_name", "1proj"),
+        r"records an answer kgen cannot use: project name '1proj' is not valid",
+    ),
+    "G126": (
+        _set("arch", "resnet5O"),
+        r"records an answer kgen cannot use: unknown architecture 'resnet5O' \(did "
+        r"you mean 'resnet50'\?\)",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def shared_project(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("edited-answers"), "proj")
+
+
+def _update_with_edited_answers(project: Path, edit, pattern: str) -> None:
+    """Commit the edit of the answers; kgen update refuses and leaves them as they are."""
+    answers = project / ANSWERS
+    committed = _git(project, "rev-parse", "HEAD")
+    answers.write_bytes(
+        edit(answers.read_text()).encode("utf-8", errors="surrogateescape")
+    )
+    _git(project, "commit", "--quiet", "-am", "edited answers")
+    edited = _git(project, "rev-parse", "HEAD")
+    try:
+        result = kgen("update", str(project))
+        assert_refused(result, pattern)
+        assert _git(project, "rev-parse", "HEAD") == edited
+        assert _git(project, "status", "--porcelain", "--ignored") == ""
+    finally:
+        _git(project, "reset", "--quiet", "--hard", committed)
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def test_G97_update_answers_not_yaml(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G97"])
+
+
+def test_G98_update_answers_not_a_mapping(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G98"])
+
+
+def test_G99_update_answer_of_the_wrong_type(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G99"])
+
+
+def test_G100_update_answers_not_utf8(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G100"])
+
+
+def test_G101_update_answers_without_src_path(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G101"])
+
+
+def test_G102_update_answer_not_finite(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G102"])
+
+
+def test_G103_update_from_a_version_not_in_the_store(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G103"])
+
+
+def test_G104_update_from_a_template_that_is_not_kgen_s(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G104"])
+
+
+def test_G105_update_answers_emptied(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G105"])
+
+
+def test_G124_update_answers_commit_not_a_string(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G124"])
+
+
+def test_G125_update_answers_project_name_invalid(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G125"])
+
+
+def test_G126_update_answers_arch_misspelt(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G126"])
+
+
+def test_G122_update_to_an_empty_version(shared_project):
+    result = kgen("update", str(shared_project), "--to", "")
+    assert_refused(result, r"template version '' is not in kgen's store .*available: v")
+    assert _git(shared_project, "status", "--porcelain", "--ignored") == ""
+
+
+def test_G123_kgen_home_lock_is_a_directory(tmp_path, monkeypatch):
+    (tmp_path / "home" / "template.lock").mkdir(parents=True)
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert_refused(result, r"KGEN_HOME '.*home' is not usable \(is a directory\)")
+    assert [p.name for p in (tmp_path / "home").iterdir()] == ["template.lock"]
+    assert not (tmp_path / "proj").exists()
+
+
+def test_G129_destination_is_the_parent_directory(tmp_path, monkeypatch):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    result = kgen("new", "..", "--defaults")
+    assert_refused(result, r"destination '.*' exists and is not empty")
+    assert [p.name for p in tmp_path.iterdir()] == ["here"]
+
+
+def test_G120_update_from_a_local_template_that_is_not_kgen_s(shared_project, tmp_path):
+    """A recorded `_src_path` shaped like a store, that is here and not kgen's."""
+    theirs = tmp_path / "template"
+    theirs.mkdir()
+    subprocess.run(["git", "init", "-q", str(theirs)], check=True)
+    _update_with_edited_answers(
+        shared_project,
+        _set("_src_path", str(theirs)),
+        r"was generated from '.*/template', not a kgen template store; use "
+        r"`copier update` there",
     )
 
 
@@ -561,19 +1144,19 @@ def test_task_data(tmp_path_factory, tmp_path, entry):
 def test_catalogue_document_lists_exactly_the_tested_entries():
     document = (REPO / "docs" / "bad-inputs.md").read_text()
     documented = set(
-        re.findall(r"^\| `([GP]\d\d-[a-z0-9-]+)` \|", document, re.MULTILINE)
+        re.findall(r"^\| `([GP]\d{2,3}-[a-z0-9-]+)` \|", document, re.MULTILINE)
     )
     inline = {
         name.removeprefix("test_").split("_", 1)[0]
         for name in globals()
-        if re.match(r"test_G\d\d_", name)
+        if re.match(r"test_G\d{2,3}_", name)
     }
     tested = set(GENERATOR) | set(PROJECT_NAMES) | set(PROJECT) | set(FOLDER) | set(NPZ)
     tested |= set(TASK_DATA)
-    tested |= set(ELSEWHERE)
+    tested |= set(ELSEWHERE) | set(GENERATOR_ELSEWHERE)
     tested |= {entry for entry in documented if entry.split("-", 1)[0] in inline}
     assert documented == tested
     assert len(documented) >= 30
-    for test in ELSEWHERE.values():
+    for test in {**ELSEWHERE, **GENERATOR_ELSEWHERE}.values():
         path, name = test.split("::")
         assert f"def {name}(" in (REPO / path).read_text()

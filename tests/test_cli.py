@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -234,3 +237,229 @@ def test_help_shows_every_default():
     ]:
         assert shown in text, shown
     assert " ." not in text  # no default silently dropped before the full stop
+
+
+def test_two_kgen_new_of_one_path_at_once(tmp_path):
+    """One writes the project; the other refuses in one line, exit 2, leaving nothing."""
+    env = {**os.environ, "KGEN_HOME": str(tmp_path / "home")}
+    command = [
+        sys.executable,
+        "-m",
+        "generator",
+        "new",
+        str(tmp_path / "p"),
+        "--defaults",
+    ]
+    runs = [
+        subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    errors = [run.communicate(timeout=120)[1] for run in runs]
+    codes = sorted(run.returncode for run in runs)
+    assert codes == [0, 2], errors
+    refusal = next(e for run, e in zip(runs, errors, strict=True) if run.returncode)
+    assert refusal.count("\n") == 1 and refusal.startswith("kgen: error: destination")
+    assert "Traceback" not in refusal
+    assert (tmp_path / "p" / ".copier-answers.yml").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "p"]
+
+
+def test_new_in_the_current_empty_directory_keeps_it(tmp_path, monkeypatch):
+    """`kgen new .` fills the directory itself: a shell inside it stays valid."""
+    here = tmp_path / "my-digits"
+    here.mkdir()
+    inode = here.stat().st_ino
+    monkeypatch.chdir(here)
+    result = kgen("new", ".", "--defaults")
+    assert result.exit_code == 0, result.output
+    assert here.stat().st_ino == inode
+    assert (here / "my_digits" / "train.py").is_file() and (here / ".git").is_dir()
+    assert sorted(p.name for p in here.iterdir() if p.name.startswith(".")) == [
+        ".copier-answers.yml",
+        ".git",
+        ".gitignore",
+    ]
+
+
+def test_new_through_a_symlink_to_an_empty_directory(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "proj").symlink_to(tmp_path / "real")
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "proj").is_symlink()
+    assert (tmp_path / "real" / "proj" / "train.py").is_file()
+
+
+def test_new_under_a_directory_whose_name_holds_a_newline(tmp_path):
+    parent = tmp_path / "odd\nname"
+    parent.mkdir()
+    result = kgen("new", str(parent / "proj"), "--defaults")
+    assert result.exit_code == 0, result.output
+    assert (parent / "proj" / "proj" / "train.py").is_file()
+
+
+def test_a_relative_kgen_home_is_recorded_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KGEN_HOME", "rel-home")
+    result = kgen("new", "proj", "--defaults")
+    assert result.exit_code == 0, result.output
+    recorded = yaml.safe_load((tmp_path / "proj" / ".copier-answers.yml").read_text())
+    assert recorded["_src_path"] == str(tmp_path / "rel-home" / "template")
+
+
+def test_usage_errors_are_one_line_from_the_real_entry_point(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "generator",
+            "new",
+            str(tmp_path / "p"),
+            "--epochs",
+            "x",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("kgen: error: invalid value for '--epochs'")
+    assert result.stderr.count("\n") == 1 and "Usage:" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Mount tmpfs file systems of a given size (root only; skipped elsewhere)."""
+    mounted = []
+
+    def mount(size: str) -> Path:
+        point = tmp_path / f"disk-{size}"
+        point.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+            capture_output=True,
+        )
+        if result.returncode:
+            pytest.skip("cannot mount a tmpfs here")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)], check=True)
+
+
+@pytest.mark.parametrize("size", ["16k", "128k", "200k", "300k"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(small_disk, size):
+    """The project does not fit (copier, git init or git add runs out of space)."""
+    disk = small_disk(size)
+    result = kgen("new", str(disk / "p"), "--defaults")
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kgen: error: "), result.output
+    assert "no space left on device" in lines[0].lower()
+    assert lines[0].endswith("nothing was written")
+    assert list(disk.iterdir()) == []
+
+
+def test_a_full_disk_under_kgen_home_leaves_no_half_made_store(
+    small_disk, tmp_path, monkeypatch
+):
+    disk = small_disk("16k")
+    monkeypatch.setenv("KGEN_HOME", str(disk / "home"))
+    result = kgen("new", str(tmp_path / "p"), "--defaults")
+    assert result.exit_code == 2
+    assert re.fullmatch(
+        r"kgen: error: git init failed in kgen's template store '.*home/template': "
+        r".*No space left on device; if the store is damaged, move it away and kgen "
+        r"makes a new one\n",
+        result.output,
+    )
+    assert [p.name for p in (disk / "home").iterdir()] == ["template.lock"]
+    assert not (tmp_path / "p").exists()
+
+
+def test_kgen_new_killed_at_random_points(tmp_path):
+    """SIGTERM or SIGKILL at 8 random points, into a new or an existing empty directory:
+    after SIGTERM there is a whole project or none (the existing directory empty again)
+    and no staging; after either, the next kgen new on the store completes."""
+    rng = random.Random(13)
+    env = {**os.environ, "KGEN_HOME": str(tmp_path / "home")}
+    command = [sys.executable, "-m", "generator", "new"]
+    for number in range(8):
+        sig = rng.choice([signal.SIGTERM, signal.SIGKILL])
+        target = tmp_path / f"victim{number}"
+        existing = rng.random() < 0.5
+        if existing:
+            target.mkdir()
+        victim = subprocess.Popen([*command, str(target), "--defaults"], env=env)
+        time.sleep(rng.uniform(0.05, 1.6))
+        victim.send_signal(sig)
+        victim.wait(timeout=60)
+        if sig == signal.SIGTERM:
+            # -SIGTERM: stopped while Python started, before kgen set its handler
+            assert victim.returncode in (0, 128 + signal.SIGTERM, -signal.SIGTERM)
+            complete = (target / ".copier-answers.yml").is_file()
+            if complete:  # finished before the signal: a whole, committed project
+                subprocess.run(["git", "rev-parse", "HEAD"], cwd=target, check=True)
+            else:
+                assert victim.returncode != 0
+                assert list(target.iterdir()) == [] if existing else not target.exists()
+            assert not list(tmp_path.glob(f".victim{number}.*"))
+        assert not _processes_working_in(tmp_path)  # no orphan git or kgen
+        with open(tmp_path / "home" / "template.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        after = tmp_path / f"after{number}"
+        subprocess.run(
+            [*command, str(after), "--defaults"], env=env, timeout=120, check=True
+        )
+        assert (after / ".copier-answers.yml").is_file()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["garbage stamp", "truncated stamp", "empty stamp", "edited work tree", "lost tag"],
+)
+def test_store_faults_are_repaired_on_the_next_run(tmp_path, monkeypatch, fault):
+    """Each file the store keeps and kgen reads back, damaged: the next kgen new
+    re-syncs the store and renders the installed template, not the damage."""
+    from generator import __version__, store
+    from generator.render import template_dir
+
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
+    source = store.sync(template_dir(), store.store_dir())
+    tag = f"v{__version__}"
+    stamp = source / ".git" / "kgen-sync.json"
+    readme = source / "project" / "README.md.jinja"
+    if fault == "garbage stamp":
+        stamp.write_bytes(b"\xff{not json")
+    elif fault == "truncated stamp":
+        stamp.write_text(stamp.read_text()[:10])
+    elif fault == "empty stamp":
+        stamp.write_text("")
+    elif fault == "edited work tree":
+        readme.write_text("tampered\n")
+    else:
+        store.git(source, "tag", "--delete", tag)
+    result = kgen("new", str(tmp_path / "p"), "--defaults")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p" / "README.md").read_text() != "tampered\n"
+    assert store.has_ref(source, tag) and readme.read_text() != "tampered\n"
+
+
+def _processes_working_in(root: Path, wait: float = 10.0) -> list[str]:
+    """Processes whose working directory is under `root`, after up to `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                cwd = os.readlink(proc / "cwd")
+            except OSError:
+                continue
+            if cwd == str(root) or cwd.startswith(f"{root}/"):
+                found.append(f"{proc.name}: {cwd}")
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)

@@ -229,3 +229,35 @@ def test_plain_copier_update_works_too(project):
     assert V2_DOCSTRING in train.splitlines()[0]
     assert "# user: saved before the rename" in train
     assert (project / "CHANGELOG.md").is_file() and (project / "notes.md").is_file()
+
+
+@pytest.mark.parametrize("delay", [0.4, 1.0, 1.8, 2.6])
+def test_a_killed_update_is_named_and_the_advice_puts_it_back(project, delay):
+    """SIGKILL mid-update (no handler runs): the next update names what happened and
+    how to undo it; doing so, the update then goes through."""
+    committed = git(project, "rev-parse", "HEAD")
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "generator", "update", str(project), "--to", "v2"],
+        cwd=REPO,
+    )
+    time.sleep(delay)
+    victim.kill()
+    victim.wait(timeout=60)
+    assert git(project, "rev-parse", "HEAD") == committed
+    result = kgen("update", str(project), "--to", "v2")
+    if result.exit_code == 2 and "was killed" in result.output:
+        assert result.output.count("\n") == 1
+        assert "`git reset --hard && git clean -fd` puts it back" in result.output
+        git(project, "reset", "--hard", "--quiet")
+        git(project, "clean", "-fdq")
+        result = kgen("update", str(project), "--to", "v2")
+    if result.exit_code == 2:  # the killed update had finished: its changes are there
+        assert "has uncommitted changes" in result.output
+        assert "CHANGELOG.md" in git(project, "status", "--porcelain")
+    else:
+        assert result.exit_code == 0, result.output
+    assert (project / "CHANGELOG.md").is_file()
+    assert V2_DOCSTRING in (project / "proj" / "train.py").read_text()
+    assert (
+        "# user: saved before the rename" in (project / "proj" / "train.py").read_text()
+    )

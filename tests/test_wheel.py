@@ -34,6 +34,7 @@ def test_wheel_carries_the_template_and_works_without_the_checkout(tmp_path):
     (wheel,) = wheels.glob("kgen-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "generator/templates/copier.yml" in names
+    assert "generator/reserved_names.txt" in names  # read by spec at run time
     assert any(name.endswith("/digits.npz") for name in names)
 
     site = tmp_path / "site"

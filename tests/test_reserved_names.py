@@ -1,0 +1,60 @@
+"""Reserved project names: computed from the generated project's dependencies, current."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import REPO
+from generator.spec import ProjectSpec, SpecError, reserved_names
+
+sys.path.insert(0, str(REPO / "tools"))
+import reserved_names as tool  # noqa: E402
+
+
+def test_the_checked_in_list_is_current():
+    """tools/reserved_names.py, run in this environment, writes exactly the checked-in
+    file: a dependency that gained a module (or a new dependency) fails this test."""
+    missing = [r.name for r in tool.root_requirements() if not tool._installed(r.name)]
+    if missing:
+        pytest.skip(
+            f"the generated project's dependencies are not installed: {missing}"
+        )
+    assert tool.OUTPUT.read_text() == tool.render(
+        tool.reserved_names()
+    ), "generator/reserved_names.txt is not current: run python tools/reserved_names.py"
+
+
+def test_roots_are_the_generated_project_s_dependencies():
+    roots = {r.name for r in tool.root_requirements()}
+    assert {"tensorflow", "keras", "tensorboard", "tensorflow-datasets"} <= roots
+    assert {"numpy", "matplotlib", "pytest"} <= roots
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["absl", "google", "ml-dtypes", "h5py", "tensorboard", "matplotlib", "pytest"]
+    + ["tensorflow", "keras", "numpy", "tensorflow-datasets", "PIL"],
+)
+def test_dependency_modules_are_refused(name):
+    with pytest.raises(SpecError, match="would shadow the module or distribution"):
+        ProjectSpec(project_name=name).resolve()
+
+
+def test_every_stdlib_module_and_listed_name_is_refused():
+    """Each name that can be a project name (a letter first) is refused."""
+    names = set(reserved_names()) | {n.lower() for n in sys.stdlib_module_names}
+    checked = 0
+    for name in sorted(names):
+        if not name[:1].isalpha() or not name.isascii():
+            continue
+        with pytest.raises(SpecError, match="would shadow"):
+            ProjectSpec(project_name=name).resolve()
+        checked += 1
+    assert checked > 300
+
+
+def test_ordinary_names_are_accepted():
+    for name in ["my-digits", "digits2", "cats.vs.dogs", "Mnist_Project"]:
+        ProjectSpec(project_name=name).resolve()
