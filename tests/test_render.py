@@ -164,8 +164,9 @@ def test_every_architecture_renders_clean(tmp_path):
     """Each architecture once (tasks and loops in turn): its backbone and preprocessing.
     The slow tier renders every architecture with every task and loop."""
     tasks = itertools.cycle(itertools.product(registry.TASKS, registry.LOOPS))
-    for arch, (task, loop) in zip(registry.ARCHITECTURES, tasks):
+    for arch, (task, loop) in zip(registry.ARCHITECTURES, tasks, strict=False):
         info = registry.ARCHITECTURES[arch]
+        (tmp_path / arch).mkdir()
         project = generate(tmp_path / arch, "proj", arch=arch, task=task, loop=loop)
         assert HEADS[task] in read(project, "task"), arch
         if info.is_application:
