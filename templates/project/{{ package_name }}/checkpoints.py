@@ -33,7 +33,7 @@ class TrainingState:
             tf.train.get_checkpoint_state(
                 directory
             )  # TF itself skips a garbled text index
-        except UnicodeDecodeError:
+        except ValueError:  # empty, or not text
             # Only a pointer to the newest checkpoint: restore() finds them by name.
             print(
                 f"warning: removed the unreadable {str(directory / 'checkpoint')!r}",
@@ -67,7 +67,7 @@ class TrainingState:
         for path in found:
             try:
                 self._checkpoint.restore(path).assert_consumed()
-            except (AssertionError, ValueError, tf.errors.OpError) as error:
+            except (AssertionError, IndexError, ValueError, tf.errors.OpError) as error:
                 reasons.append(f"{Path(path).name}: {_first_line(error)}")
                 continue
             if reasons:
@@ -117,6 +117,11 @@ class CSVHistory(keras.callbacks.Callback):
         super().__init__()
         self.path = path
         self.rows = self._read()[:initial_epoch]
+        if path.is_file() and len(self.rows) < initial_epoch:
+            raise ConfigError(
+                f"{str(path)!r} holds {len(self.rows)} epochs, the checkpoint "
+                f"{initial_epoch}; delete it to start a new history from here"
+            )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.rows.append(

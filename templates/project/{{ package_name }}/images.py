@@ -15,8 +15,9 @@ def decode(contents: tf.Tensor, channels: int) -> tf.Tensor:
     """
     if channels == 3:
         return tf.io.decode_image(contents, channels=3, expand_animations=False)
-    rgb_only = tf.strings.regex_full_match(
-        tf.strings.substr(contents, 0, 4), "BM.*|GIF8"
+    rgb_only = tf.logical_or(
+        tf.equal(tf.strings.substr(contents, 0, 2), b"BM"),
+        tf.equal(tf.strings.substr(contents, 0, 3), b"GIF"),
     )
     return tf.cond(
         rgb_only,
