@@ -89,16 +89,18 @@ def main() -> None:
             config = importlib.import_module(f"{package.__name__}.config")
             data = importlib.import_module(f"{package.__name__}.data")
             bench = importlib.import_module(f"{package.__name__}.benchmark")
+            loop_module = importlib.import_module(f"{package.__name__}.loop")
             distribute = importlib.import_module(f"{package.__name__}.distribute")
             cfg = config.Config()
             datasets = data.build_datasets(cfg.data)
             strategy = distribute.make_strategy()
-            runners[loop] = bench.train_runner(
+            runners[loop] = loop_module.step_runner(
                 cfg, strategy, datasets.train(), args.steps
             )
             if loop == "fit":
                 runners["eager (seed)"] = eager_runner(package, cfg, datasets.train())
                 default_cfg, default_bench, default_data = cfg, bench, datasets
+                default_loop = loop_module
         for run in runners.values():
             run(args.steps)  # warm up: tracing, caches
 
@@ -117,7 +119,7 @@ def main() -> None:
             default_bench.pipeline_runner(default_data.train()), args.steps, batch
         )
         step = default_bench.images_per_second(
-            default_bench.train_runner(
+            default_loop.step_runner(
                 default_cfg, distribute.make_strategy(), one_batch, args.steps
             ),
             args.steps,

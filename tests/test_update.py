@@ -120,9 +120,11 @@ def test_colliding_edit_is_reported_and_nothing_is_lost(project):
 def test_answer_change_switches_the_loop(project):
     result = kgen("update", str(project), "--to", "v2", "--loop", "custom")
     assert result.exit_code == 0, result.output
-    train = (project / "proj" / "train.py").read_text()
-    assert "tf.GradientTape()" in train and "model.fit(" not in train
-    assert "# user: saved before the rename" in train
+    loop = (project / "proj" / "loop.py").read_text()
+    assert "tf.GradientTape()" in loop and "model.fit(" not in loop
+    assert (
+        "# user: saved before the rename" in (project / "proj" / "train.py").read_text()
+    )
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["loop"] == "custom"
     trains_a_step(project)
@@ -138,8 +140,8 @@ def test_answer_change_of_task_rederives_outputs_and_loss(project):
         1,
         "mse",
     )
-    model = (project / "proj" / "model.py").read_text()
-    assert "keras.losses.MeanSquaredError(" in model and "softmax" not in model
+    task = (project / "proj" / "task.py").read_text()
+    assert "keras.losses.MeanSquaredError(" in task and "softmax" not in task
     assert (
         "# user: saved before the rename" in (project / "proj" / "train.py").read_text()
     )

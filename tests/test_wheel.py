@@ -78,4 +78,4 @@ def test_wheel_carries_the_template_and_works_without_the_checkout(tmp_path):
     assert (tmp_path / "proj" / "proj" / "train.py").is_file()
     updated = kgen("update", "--loop", "custom", cwd=tmp_path / "proj")
     assert updated.returncode == 0, updated.stderr
-    assert "tf.GradientTape()" in (tmp_path / "proj" / "proj" / "train.py").read_text()
+    assert "tf.GradientTape()" in (tmp_path / "proj" / "proj" / "loop.py").read_text()
