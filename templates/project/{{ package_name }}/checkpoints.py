@@ -173,11 +173,13 @@ def check_finite(logs: dict[str, float], state: TrainingState) -> None:
 def make_callbacks(
     outdir: Path, state: TrainingState, initial_epoch: int, cfg: TrainConfig
 ) -> list[keras.callbacks.Callback]:
-    """Stop on NaN, checkpoint each good epoch, history.csv, TensorBoard, early stop."""
+    """Stop on NaN, history.csv, checkpoint each good epoch, TensorBoard, early stop."""
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
-        SaveEachEpoch(state),
+        # The epoch's history row before its checkpoint: a kill between the two leaves a
+        # row more than the checkpoint, which the resumed run drops, never one less.
         CSVHistory(outdir / "history.csv", initial_epoch),
+        SaveEachEpoch(state),
         keras.callbacks.TensorBoard(outdir / "logs"),
     ]
     if cfg.early_stopping_patience:
