@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import shutil
@@ -244,6 +245,36 @@ def update_project(
     Returns the files left with conflict markers (empty when the merge was clean).
     """
     project = Path(os.path.abspath(project))
+    with _update_lock(project):
+        return _update_project(project, spec, to)
+
+
+@contextmanager
+def _update_lock(project: Path) -> Iterator[None]:
+    """One kgen update at a time per project: a second one is refused at once."""
+    if not project.is_dir():
+        raise SpecError(f"{str(project)!r} is not a directory")
+    git_dir = subprocess.run(
+        ["git", "rev-parse", "--absolute-git-dir"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    if git_dir.returncode != 0:
+        raise SpecError(
+            f"{str(project)!r} is not a git repository; kgen update needs one"
+        )
+    with open(Path(git_dir.stdout.strip()) / "kgen-update.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SpecError(
+                f"another kgen update is running on {str(project)!r}; wait for it to end"
+            ) from None
+        yield
+
+
+def _update_project(project: Path, spec: ProjectSpec, to: str | None) -> list[str]:
     # An update killed (SIGKILL) while it pointed the answers at this machine's store
     # leaves their skip-worktree flag set: clear it, so git status tells the truth.
     subprocess.run(
@@ -265,8 +296,8 @@ def update_project(
     if status.stdout.strip() and mark.exists():
         raise SpecError(
             f"{str(project)!r} holds the changes of a kgen update that was killed; it "
-            "was committed before, so `git reset --hard && git clean -fd` puts it back, "
-            "then update again"
+            "was committed before, so `git checkout HEAD -- . && git clean -fd -- .` in "
+            "it puts it back, then update again"
         )
     if status.stdout.strip():
         raise SpecError(
@@ -361,10 +392,11 @@ def _git(project: Path, *args: str) -> None:
 def _restore(project: Path) -> None:
     """Put a project whose update failed back to its last commit (it was clean before)."""
     _update_mark(project).unlink(missing_ok=True)
-    for command in (
+    for command in (  # the project's own paths only: it may be in a larger repository
         ["git", "update-index", "--no-skip-worktree", "--", ANSWERS_FILE],
-        ["git", "reset", "--quiet", "--hard"],
-        ["git", "clean", "-fdq"],
+        ["git", "reset", "--quiet", "--", "."],
+        ["git", "checkout", "--quiet", "HEAD", "--", "."],
+        ["git", "clean", "-fdq", "--", "."],
     ):
         subprocess.run(command, cwd=project, capture_output=True)
 

@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import REPO, train
-from generator import cli
+from generator import cli, render
 from generator.render import create_project
 from generator.spec import ProjectSpec
 
@@ -210,6 +210,34 @@ def test_a_stopped_update_puts_the_project_back(project, delay):
         assert git(project, "status", "--porcelain", "--ignored") == ""
 
 
+def test_a_failed_update_in_a_larger_repository_restores_the_project_only(
+    tmp_path, store
+):
+    """The project inside a user's repository: a stopped update puts back the project's
+    files and leaves the repository's other uncommitted work alone."""
+    mono = tmp_path / "mono"
+    mono.mkdir()
+    git(mono, "init", "--quiet")
+    (mono / "notes.txt").write_text("v1\n")
+    create_project(
+        ProjectSpec(project_name="proj"), mono / "proj", template=store, ref="v1"
+    )
+    shutil.rmtree(mono / "proj" / ".git")
+    git(mono, "add", "--all")
+    git(mono, "commit", "--quiet", "-m", "mine")
+    (mono / "notes.txt").write_text("precious, uncommitted\n")
+    render._restore(mono / "proj")  # what a stopped or failed update runs
+    assert (mono / "notes.txt").read_text() == "precious, uncommitted\n"
+
+
+def test_a_second_concurrent_update_is_refused(project):
+    with render._update_lock(project):
+        result = kgen("update", str(project), "--to", "v2")
+    assert result.exit_code == 2
+    assert "another kgen update is running" in result.output
+    assert git(project, "status", "--porcelain") == ""
+
+
 def test_plain_copier_update_works_too(project):
     result = subprocess.run(
         [
@@ -249,9 +277,9 @@ def test_a_killed_update_is_named_and_the_advice_puts_it_back(project, delay):
     result = kgen("update", str(project), "--to", "v2")
     if result.exit_code == 2 and "was killed" in result.output:
         assert result.output.count("\n") == 1
-        assert "`git reset --hard && git clean -fd` puts it back" in result.output
-        git(project, "reset", "--hard", "--quiet")
-        git(project, "clean", "-fdq")
+        assert "`git checkout HEAD -- . && git clean -fd -- .` in it" in result.output
+        git(project, "checkout", "--quiet", "HEAD", "--", ".")
+        git(project, "clean", "-fdq", "--", ".")
         result = kgen("update", str(project), "--to", "v2")
     if result.exit_code == 2:  # the killed update had finished: its changes are there
         assert "has uncommitted changes" in result.output
