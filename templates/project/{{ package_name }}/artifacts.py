@@ -26,7 +26,16 @@ def write_text(path: Path, text: str) -> None:
         "w", dir=path.parent, prefix=f".{path.name}.", delete=False
     ) as tmp:
         tmp.write(text)
+    os.chmod(
+        tmp.name, 0o666 & ~_umask()
+    )  # as open() would; the temporary file is private
     os.replace(tmp.name, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, payload: Any) -> None:

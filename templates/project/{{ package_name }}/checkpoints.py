@@ -53,7 +53,7 @@ class TrainingState:
             self._checkpoint, directory, max_to_keep=keep
         )
 
-    def restore(self) -> int:
+    def restore(self, epochs: int) -> int:
         """Load the newest checkpoint that verifies; return the epochs it completed.
 
         A checkpoint that cannot be read (a truncated file, a garbled `checkpoint` index)
@@ -74,7 +74,13 @@ class TrainingState:
                 print(
                     f"warning: skipped unreadable {'; '.join(reasons)}", file=sys.stderr
                 )
-            return int(self.epoch.numpy())
+            done = int(self.epoch.numpy())
+            if done > epochs:
+                raise ConfigError(
+                    f"the run in {str(self.directory.parent)!r} already holds {done} "
+                    f"epochs; train.epochs must be at least {done} to continue it"
+                )
+            return done
         raise ConfigError(
             f"cannot resume from the checkpoints in {str(self.directory)!r}, which hold "
             f"another model or are damaged ({reasons[0]}); use a new --output-dir, or "
@@ -82,7 +88,7 @@ class TrainingState:
         )
 
     def _checkpoints(self) -> list[str]:
-        """Checkpoint prefixes, newest first: the index's list, else the files found."""
+        """The prefixes of the checkpoints found in the directory, newest first."""
         numbers = set()
         for index in self.directory.glob("ckpt-*.index"):
             number = index.name.removeprefix("ckpt-").removesuffix(".index")
@@ -116,7 +122,7 @@ class CSVHistory(keras.callbacks.Callback):
     def __init__(self, path: Path, initial_epoch: int):
         super().__init__()
         self.path = path
-        self.rows = self._read()[:initial_epoch]
+        self.rows = read_history(path)[:initial_epoch] if path.is_file() else []
         if path.is_file() and len(self.rows) < initial_epoch:
             raise ConfigError(
                 f"{str(path)!r} holds {len(self.rows)} epochs, the checkpoint "
@@ -134,25 +140,21 @@ class CSVHistory(keras.callbacks.Callback):
         writer.writerows(self.rows)
         write_text(self.path, buffer.getvalue())
 
-    def _read(self) -> list[dict]:
-        """The rows written so far, as numbers; ConfigError if the file is damaged."""
-        if not self.path.is_file():
-            return []
-        try:
-            with self.path.open(newline="") as file:
-                rows = list(csv.DictReader(file))
-            return [
-                {
-                    key: int(value) if key == "epoch" else float(value)
-                    for key, value in row.items()
-                }
-                for row in rows
-            ]
-        except (UnicodeDecodeError, csv.Error, TypeError, ValueError) as error:
-            raise ConfigError(
-                f"cannot read {str(self.path)!r} ({_first_line(error)}); delete it to "
-                "start a new history"
-            ) from None
+
+def read_history(path: Path) -> list[dict]:
+    """history.csv's rows as numbers (epoch an int); ConfigError if it is damaged."""
+    try:
+        with path.open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        return [
+            {"epoch": int(row.pop("epoch")), **{k: float(v) for k, v in row.items()}}
+            for row in rows
+        ]
+    except (UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as error:
+        raise ConfigError(
+            f"cannot read {str(path)!r} ({_first_line(error)}); delete it to "
+            "start a new history"
+        ) from None
 
 
 def _first_line(error: BaseException) -> str:

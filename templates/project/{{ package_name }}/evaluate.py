@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+import sys
 from pathlib import Path
 
 import keras
@@ -13,7 +13,9 @@ from matplotlib.ticker import MaxNLocator
 
 from . import data
 from .artifacts import load_trained_model, write_json
+from .checkpoints import read_history
 from .config import Config
+from .errors import ConfigError
 from .report import write_report
 from .task import make_loss, make_metrics
 
@@ -26,7 +28,12 @@ def evaluate(cfg: Config, workdir: Path) -> dict[str, float]:
     metrics = evaluate_model(model, datasets.val, cfg)
     write_report(model, datasets.val, datasets.output_names, workdir)
     if (workdir / "history.csv").is_file():
-        _plot_history(workdir / "history.csv", workdir / "training_curves.png")
+        try:
+            rows = read_history(workdir / "history.csv")
+        except ConfigError as error:
+            print(f"warning: no training curves: {error}", file=sys.stderr)
+        else:
+            _plot_history(rows, workdir / "training_curves.png")
     write_json(workdir / "metrics.json", metrics)
     return metrics
 
@@ -40,12 +47,10 @@ def evaluate_model(
     return {f"val_{name}": float(value) for name, value in results.items()}
 
 
-def _plot_history(history_csv: Path, path: Path) -> None:
-    with history_csv.open(newline="") as file:
-        rows = list(csv.DictReader(file))
+def _plot_history(rows: list[dict], path: Path) -> None:
     if not rows:
         return  # a header only: no epoch finished
-    epochs = [int(row["epoch"]) + 1 for row in rows]
+    epochs = [row["epoch"] + 1 for row in rows]
     metrics = sorted({name.removeprefix("val_") for name in rows[0] if name != "epoch"})
     figure = Figure(figsize=(5 * len(metrics), 4), layout="constrained")
     for axes, name in zip(
