@@ -30,9 +30,8 @@ class TrainingState:
         for leftover in directory.glob("*_temp"):  # an interrupted save's scratch files
             shutil.rmtree(leftover, ignore_errors=True)
         try:
-            tf.train.get_checkpoint_state(
-                directory
-            )  # TF itself skips a garbled text index
+            # TensorFlow itself skips a garbled text index, not an empty or binary one.
+            tf.train.get_checkpoint_state(directory)
         except ValueError:  # empty, or not text
             # Only a pointer to the newest checkpoint: restore() finds them by name.
             print(

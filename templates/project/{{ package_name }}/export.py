@@ -26,9 +26,8 @@ def export(cfg: Config, workdir: Path, fmt: str) -> Path:
     elif fmt == "saved_model":
         target = exports / "saved_model"
         shutil.rmtree(target, ignore_errors=True)
-        model.export(
-            target
-        )  # a `serve` signature: float32 images -> the model's outputs
+        # A `serve` signature: float32 images -> the model's outputs.
+        model.export(target)
     else:
         target = exports / "model.tflite"
         with tempfile.TemporaryDirectory() as scratch:
