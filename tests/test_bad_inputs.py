@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pickle
 import re
 import shutil
 import subprocess
@@ -931,6 +932,91 @@ PROJECT = {
         {},
         r"no trained model at .*model.keras'; run train first",
     ),
+    "P33-config-infinity": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": '{"train": {"learning_rate": Infinity}}'},
+        r"train.learning_rate in .*c.json must be a finite number, got inf$",
+    ),
+    "P34-config-nan": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": '{"model": {"dropout": NaN}}'},
+        r"model.dropout in .*c.json must be a finite number, got nan$",
+    ),
+    "P35-config-negative-infinity": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": '{"train": {"weight_decay": -Infinity}}'},
+        r"train.weight_decay in .*c.json must be a finite number, got -inf$",
+    ),
+    "P36-config-float-overflows-to-infinity": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": '{"train": {"learning_rate": 1e400}}'},
+        r"train.learning_rate in .*c.json must be a finite number, got inf$",
+    ),
+    "P37-config-nested-100000-deep": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": "[" * 100_000 + "]" * 100_000},
+        r"cannot read config file .*c.json': maximum recursion depth exceeded",
+    ),
+    "P38-config-not-utf8": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": b'{"train": {"epochs": "\xff"}}'},
+        r"cannot read config file .*c.json': 'utf-8' codec can't decode byte 0xff",
+    ),
+    "P39-config-top-level-list": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": [1, 2]},
+        r"the config in .*c.json must be an object, got \[1, 2\]$",
+    ),
+    "P40-config-empty-file": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": ""},
+        r"cannot read config file .*c.json': Expecting value: line 1 column 1",
+    ),
+    "P41-config-is-a-directory": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": None},
+        r"cannot read config file .*c.json': \[Errno 21\] Is a directory",
+    ),
+    "P42-negative-seed": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"train": {"seed": -1}}},
+        r"train.seed = -1 is not valid: must be in \[0, 2\*\*32\)$",
+    ),
+    "P43-seed-beyond-32-bits": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"seed": 2**32}}},
+        r"data.seed = 4294967296 is not valid: must be in \[0, 2\*\*32\)$",
+    ),
+    "P44-image-size-below-the-model-minimum": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"image_size": 9}}},
+        r"data.image_size = 9 is not valid: must be >= 10$",
+    ),
+    "P45-two-channels": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"channels": 2}}},
+        r"data.channels = 2 is not valid: must be 1 or 3$",
+    ),
+    "P46-validation-split-one": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"validation_split": 1.0}}},
+        r"data.validation_split = 1.0 is not valid: must be between 0 and 1$",
+    ),
+    "P47-config-steps-per-epoch-zero": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"train": {"steps_per_epoch": 0}}},
+        r"train.steps_per_epoch = 0 is not valid: must be null or >= 1$",
+    ),
+    "P48-config-boolean-for-an-integer": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"batch_size": True}}},
+        r"data.batch_size in .*c.json must be int, got True$",
+    ),
+    "P49-config-null-for-an-integer": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"train": {"epochs": None}}},
+        r"train.epochs in .*c.json must be int, got None$",
+    ),
 }
 
 # A 1x1 RGB PNG: a valid image for folder-source entries.
@@ -958,7 +1044,9 @@ FOLDER = {
     ),
 }
 
-# npz-source project entries: id -> (arrays to save in data/data.npz, pattern).
+# npz-source project entries: id -> (arrays to save in data/data.npz, or the file's
+# bytes, or "truncated": a valid file cut in half; pattern).
+LABELS = np.array([0, 1, 2, 0])
 NPZ = {
     "P24-npz-missing-labels": (
         {"x": np.zeros((4, 8, 8), np.uint8)},
@@ -976,6 +1064,76 @@ NPZ = {
         {"x": np.zeros((4, 8, 8), np.uint8), "y": np.array([0, 1, 2, 7])},
         r"y in 'data/data.npz' holds values from 0 to 7; "
         r"class indices must be integers in \[0, 2\]",
+    ),
+    "P50-npz-uint16-pixels-above-255": (
+        {"x": np.full((4, 8, 8), 1000, np.uint16), "y": LABELS},
+        r"x in 'data/data.npz' holds values from 1000 to 1000; pixels must be within "
+        r"0-255 \(or floats within 0-1\)$",
+    ),
+    "P51-npz-negative-float-pixels": (
+        {"x": np.linspace(-1, 200, 256).reshape(4, 8, 8), "y": LABELS},
+        r"x in 'data/data.npz' holds values from -1.0 to 200.0; pixels must be within "
+        r"0-255",
+    ),
+    "P52-npz-float-pixels-above-255": (
+        {"x": np.full((4, 8, 8), 300.0), "y": LABELS},
+        r"x in 'data/data.npz' holds values from 300.0 to 300.0; pixels must be within "
+        r"0-255",
+    ),
+    "P53-npz-pixels-not-finite": (
+        {
+            "x": np.where(np.eye(8, dtype=bool), np.nan, 0.5)[None].repeat(4, 0),
+            "y": LABELS,
+        },
+        r"x in 'data/data.npz' holds values that are not finite$",
+    ),
+    "P54-npz-string-pixels": (
+        {"x": np.full((4, 8, 8), "a"), "y": LABELS},
+        r"x in 'data/data.npz' has dtype <U1; expected integers or floats$",
+    ),
+    "P55-npz-boolean-pixels": (
+        {"x": np.ones((4, 8, 8), bool), "y": LABELS},
+        r"x in 'data/data.npz' has dtype bool; expected integers or floats$",
+    ),
+    "P56-npz-object-pixels": (
+        {"x": np.array([[[1]]] * 4, dtype=object), "y": LABELS},
+        r"cannot read 'data/data.npz' as a .npz file: Object arrays cannot be loaded "
+        r"when allow_pickle=False$",
+    ),
+    "P57-npz-not-a-zip": (
+        b"x,y\n1,2\n",
+        r"cannot read 'data/data.npz' as a .npz file: ",
+    ),
+    "P58-npz-truncated": (
+        "truncated",
+        r"cannot read 'data/data.npz' as a .npz file: File is not a zip file$",
+    ),
+    "P59-npz-is-a-pickle": (
+        pickle.dumps({"x": [1, 2], "y": [0, 1]}),
+        r"cannot read 'data/data.npz' as a .npz file: This file contains pickled "
+        r"\(object\) data",
+    ),
+    "P60-npz-empty-file": (
+        b"",
+        r"cannot read 'data/data.npz' as a .npz file: No data left in file$",
+    ),
+    "P61-npz-no-images": (
+        {"x": np.zeros((0, 8, 8), np.uint8), "y": np.zeros(0, np.int64)},
+        r"'data/data.npz' holds no images$",
+    ),
+    "P62-npz-nan-class-index": (
+        {"x": np.zeros((4, 8, 8), np.uint8), "y": np.array([0.0, np.nan, 2.0, 0.0])},
+        r"y in 'data/data.npz' holds values from nan to nan; class indices must be "
+        r"integers in \[0, 2\]$",
+    ),
+    "P63-npz-float-class-indices": (
+        {"x": np.zeros((4, 8, 8), np.uint8), "y": np.array([0.0, 1.0, 2.0, 0.0])},
+        r"y in 'data/data.npz' holds values from 0.0 to 2.0; class indices must be "
+        r"integers in \[0, 2\]$",
+    ),
+    "P64-npz-one-image": (
+        {"x": np.zeros((1, 8, 8), np.uint8), "y": np.array([0])},
+        r"the training split is empty$",
     ),
 }
 
@@ -1044,8 +1202,13 @@ def project(tmp_path_factory) -> Path:
 def test_generated_project(project, tmp_path, entry):
     args, files, pattern = PROJECT[entry]
     for name, content in files.items():
-        text = content if isinstance(content, str) else json.dumps(content)
-        (tmp_path / name).write_text(text)
+        if content is None:
+            (tmp_path / name).mkdir()
+        elif isinstance(content, bytes):
+            (tmp_path / name).write_bytes(content)
+        else:
+            text = content if isinstance(content, str) else json.dumps(content)
+            (tmp_path / name).write_text(text)
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run_python(
         "-m", "proj", *[a.replace("{tmp}", str(tmp_path)) for a in args], cwd=project
@@ -1099,7 +1262,14 @@ def npz_project(tmp_path_factory) -> Path:
 def test_npz_source(npz_project, tmp_path, entry):
     arrays, pattern = NPZ[entry]
     (tmp_path / "data").mkdir()
-    np.savez(tmp_path / "data" / "data.npz", **arrays)
+    path = tmp_path / "data" / "data.npz"
+    if isinstance(arrays, bytes):
+        path.write_bytes(arrays)
+    elif arrays == "truncated":
+        np.savez(path, x=np.zeros((4, 8, 8), np.uint8), y=LABELS)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        np.savez(path, **arrays)
     out = tmp_path / "out"
     result = run_python(
         "-m",
