@@ -1171,6 +1171,92 @@ TASK_DATA = {
         {"data/a/1.png": PNG, "data/b/1.png": PNG, "data/c/1.png": PNG},
         r"the data has 3 classes \(a, b, c\); a binary task needs 2",
     ),
+    "P65-npz-regression-target-beyond-float32": (
+        dict(task="regression", data="npz"),
+        {"data/data.npz": {"x": np.zeros((4, 8, 8), np.uint8), "y": [0, 1, 2, 1e39]}},
+        r"y in 'data/data.npz' must hold numbers that are finite in float32$",
+    ),
+    "P66-npz-regression-target-nan": (
+        dict(task="regression", data="npz"),
+        {"data/data.npz": {"x": np.zeros((4, 8, 8), np.uint8), "y": [0, np.nan, 2, 3]}},
+        r"y in 'data/data.npz' must hold numbers that are finite in float32$",
+    ),
+    "P67-labels-csv-in-latin-1": (
+        REGRESSION_FOLDER,
+        {
+            "data/labels.csv": "filename,größe\na.png,1\n".encode("latin-1"),
+            "data/a.png": PNG,
+        },
+        r"cannot read 'data/labels.csv' as UTF-8 CSV: 'utf-8' codec can't decode byte "
+        r"0xf6 in position 11",
+    ),
+    "P68-labels-csv-in-utf-16": (
+        REGRESSION_FOLDER,
+        {
+            "data/labels.csv": "filename,size\na.png,1\n".encode("utf-16"),
+            "data/a.png": PNG,
+        },
+        r"cannot read 'data/labels.csv' as UTF-8 CSV: 'utf-8' codec can't decode byte "
+        r"0xff in position 0",
+    ),
+    "P69-labels-csv-target-beyond-float32": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "filename,size\na.png,1e39\n", "data/a.png": PNG},
+        r"'data/labels.csv' line 2: targets must be numbers finite in float32$",
+    ),
+    "P70-labels-csv-target-nan": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "filename,size\na.png,nan\n", "data/a.png": PNG},
+        r"'data/labels.csv' line 2: targets must be numbers finite in float32$",
+    ),
+    "P71-labels-csv-empty": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "", "data/a.png": PNG},
+        r"'data/labels.csv' is empty$",
+    ),
+    "P72-labels-csv-header-only": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "filename,size\n", "data/a.png": PNG},
+        r"'data/labels.csv' lists no images$",
+    ),
+    "P73-labels-csv-without-its-header": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "a.png,1.5\n", "data/a.png": PNG},
+        r"'data/labels.csv' must start with the header filename,<target names...>$",
+    ),
+    "P74-labels-csv-row-with-a-missing-field": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "filename,size,weight\na.png,1.5\n", "data/a.png": PNG},
+        r"'data/labels.csv' line 2 has 2 fields; the header has 3$",
+    ),
+    "P75-labels-csv-field-too-large": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "filename,size\na.png," + "1" * 200_000, "data/a.png": PNG},
+        r"cannot read 'data/labels.csv' as UTF-8 CSV: field larger than field limit "
+        r"\(131072\)$",
+    ),
+    "P76-multilabel-labels-csv-value-2": (
+        dict(task="multilabel", data="folder", num_classes=2),
+        {"data/labels.csv": "filename,cat,dog\na.png,1,2\n", "data/a.png": PNG},
+        r"'data/labels.csv' line 2: label values must be 0 or 1$",
+    ),
+}
+
+# Entries that need another project and arguments: id -> (kgen options, train arguments,
+# files under the working directory, pattern).
+OPTIONS = {
+    "P77-image-size-below-the-architecture-minimum": (
+        dict(arch="mobilenet_v2"),
+        ["--config", "c.json"],
+        {"c.json": '{"data": {"image_size": 31}}'},
+        r"data.image_size = 31 is not valid: must be >= 32$",
+    ),
+    "P78-tpu-strategy-without-a-tpu": (
+        dict(strategy="tpu"),
+        [],
+        {},
+        r"cannot connect to a TPU \(.*\); set TPU_NAME or run on a TPU VM$",
+    ),
 }
 
 # Entries whose test needs real training; they live with the other training tests.
@@ -1292,7 +1378,7 @@ def test_task_data(tmp_path_factory, tmp_path, entry):
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, dict):
-            np.savez(path, **content)
+            np.savez(path, **{key: np.asarray(v) for key, v in content.items()})
         elif isinstance(content, str):
             path.write_text(content)
         else:
@@ -1311,6 +1397,27 @@ def test_task_data(tmp_path_factory, tmp_path, entry):
     assert not out.exists() or not (out / "config.json").exists()
 
 
+@pytest.mark.parametrize("entry", OPTIONS)
+def test_project_options(tmp_path_factory, tmp_path, entry):
+    options, args, files, pattern = OPTIONS[entry]
+    project = generate(tmp_path_factory.mktemp("bad-options"), "proj", **options)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    out = tmp_path / "out"
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--output-dir",
+        str(out),
+        *args,
+        cwd=tmp_path,
+        package_root=project,
+    )
+    assert_project_refused(result, pattern)
+    assert not out.exists()
+
+
 def test_catalogue_document_lists_exactly_the_tested_entries():
     document = (REPO / "docs" / "bad-inputs.md").read_text()
     documented = set(
@@ -1322,7 +1429,7 @@ def test_catalogue_document_lists_exactly_the_tested_entries():
         if re.match(r"test_G\d{2,3}_", name)
     }
     tested = set(GENERATOR) | set(PROJECT_NAMES) | set(PROJECT) | set(FOLDER) | set(NPZ)
-    tested |= set(TASK_DATA)
+    tested |= set(TASK_DATA) | set(OPTIONS)
     tested |= set(ELSEWHERE) | set(GENERATOR_ELSEWHERE)
     tested |= {entry for entry in documented if entry.split("-", 1)[0] in inline}
     assert documented == tested
