@@ -13,6 +13,8 @@ import pickle
 import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -1426,10 +1428,10 @@ def test_catalogue_document_lists_exactly_the_tested_entries():
     inline = {
         name.removeprefix("test_").split("_", 1)[0]
         for name in globals()
-        if re.match(r"test_G\d{2,3}_", name)
+        if re.match(r"test_[GP]\d{2,3}_", name)
     }
     tested = set(GENERATOR) | set(PROJECT_NAMES) | set(PROJECT) | set(FOLDER) | set(NPZ)
-    tested |= set(TASK_DATA) | set(OPTIONS)
+    tested |= set(TASK_DATA) | set(OPTIONS) | set(RUN)
     tested |= set(ELSEWHERE) | set(GENERATOR_ELSEWHERE)
     tested |= {entry for entry in documented if entry.split("-", 1)[0] in inline}
     assert documented == tested
@@ -1437,3 +1439,318 @@ def test_catalogue_document_lists_exactly_the_tested_entries():
     for test in {**ELSEWHERE, **GENERATOR_ELSEWHERE}.values():
         path, name = test.split("::")
         assert f"def {name}(" in (REPO / path).read_text()
+
+
+# Entries on the files of a finished run: they need real training, so they are slow.
+# id -> ({file in the run: bytes, or a function of its bytes}, command, pattern).
+def _halve(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+RUN = {
+    "P81-history-csv-emptied-beside-checkpoints": (
+        {"history.csv": b""},
+        ["train", "--epochs", "3", "--steps-per-epoch", "3"],
+        r"run/history.csv' holds 0 epochs, the checkpoint 2; delete it to start a new "
+        r"history from here$",
+    ),
+    "P82-history-csv-value-not-a-number": (
+        {"history.csv": b"epoch,loss\n0,abc\n1,2\n"},
+        ["train", "--epochs", "3", "--steps-per-epoch", "3"],
+        r"cannot read '.*run/history.csv' \(could not convert string to float: 'abc'\); "
+        r"delete it to start a new history$",
+    ),
+    "P83-output-names-truncated": (
+        {"output_names.json": b'["0",'},
+        ["predict", "{png}"],
+        r"cannot read '.*run/output_names.json': Expecting value: line 1 column 6",
+    ),
+    "P84-output-names-not-a-list": (
+        {"output_names.json": b'{"0": 1}'},
+        ["predict", "{png}"],
+        r"run/output_names.json' must hold a JSON list of names; train again to "
+        r"rewrite it$",
+    ),
+    "P85-model-truncated-then-evaluate": (
+        {"model.keras": _halve},
+        ["evaluate"],
+        r"cannot load '.*run/model.keras' \(.*\); train again to rewrite it$",
+    ),
+    "P86-model-truncated-then-export": (
+        {"model.keras": _halve},
+        ["export"],
+        r"cannot load '.*run/model.keras' \(.*\); train again to rewrite it$",
+    ),
+    "P87-saved-config-truncated-then-evaluate": (
+        {"config.json": b'{"data": '},
+        ["evaluate"],
+        r"cannot read config file '.*run/config.json': Expecting value: line 1 "
+        r"column 10",
+    ),
+    "P88-predict-a-file-that-is-not-an-image": (
+        {},
+        ["predict", "{tmp}/notes.png"],
+        r"'.*notes.png' is not a readable image$",
+    ),
+    "P89-predict-top-k-zero": (
+        {},
+        ["predict", "{png}", "--top-k", "0"],
+        r"--top-k must be at least 1, got 0$",
+    ),
+    "P90-predict-a-missing-path": (
+        {},
+        ["predict", "{tmp}/nowhere.png"],
+        r"'.*nowhere.png' does not exist$",
+    ),
+    "P91-predict-a-folder-without-images": (
+        {},
+        ["predict", "{tmp}/empty"],
+        r"no images \(.bmp, .gif, .jpeg, .jpg, .png\) in .*empty$",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(project, tmp_path_factory) -> Path:
+    """A 2-epoch run of the shared project, to be copied and damaged."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "3",
+        "--output-dir",
+        str(out),
+        cwd=project,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def _damaged_copy(finished: Path, tmp_path: Path, damage: dict) -> Path:
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    for name, change in damage.items():
+        path = out / name
+        path.write_bytes(change(path.read_bytes()) if callable(change) else change)
+    (tmp_path / "digit.png").write_bytes(PNG)
+    (tmp_path / "notes.png").write_text("not an image\n")
+    (tmp_path / "empty").mkdir()
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", RUN)
+def test_run_files(project, finished_run, tmp_path, entry):
+    damage, args, pattern = RUN[entry]
+    out = _damaged_copy(finished_run, tmp_path, damage)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    args = [
+        a.replace("{png}", str(tmp_path / "digit.png")).replace("{tmp}", str(tmp_path))
+        for a in args
+    ]
+    result = run_python("-m", "proj", *args, "--output-dir", str(out), cwd=project)
+    assert_project_refused(result, pattern)
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # A refused train rewrites config.json (see the xfail test below); nothing else.
+    ignored = {".lock", "config.json"} if args[0] == "train" else {".lock"}
+    assert {p: d for p, d in after.items() if p.name not in ignored} == {
+        p: d for p, d in before.items() if p.name not in ignored
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: loop.py saves config.json before the history.csv check refuses the run",
+)
+def test_a_refused_resume_leaves_config_json_as_it_was(project, finished_run, tmp_path):
+    out = _damaged_copy(finished_run, tmp_path, {"history.csv": b""})
+    before = (out / "config.json").read_bytes()
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--output-dir",
+        str(out),
+        cwd=project,
+    )
+    assert result.returncode == 2
+    assert (out / "config.json").read_bytes() == before
+
+
+def _resumed_at_epoch(result: subprocess.CompletedProcess, epoch: int) -> None:
+    """The train command succeeded, starting at `epoch` (1-based) of 3."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert f"Epoch {epoch}/3" in result.stdout and "Epoch 1/3" not in result.stdout
+
+
+@pytest.mark.slow
+def test_P79_checkpoint_index_garbled(project, finished_run, tmp_path):
+    out = _damaged_copy(
+        finished_run, tmp_path, {"checkpoints/checkpoint": b"\x00garbage\xff" * 3}
+    )
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "3",
+        "--output-dir",
+        str(out),
+        cwd=project,
+    )
+    _resumed_at_epoch(result, 3)
+    assert re.search(r"warning: removed the unreadable '.*checkpoint'", result.stderr)
+    rows = (out / "history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["0", "1", "2"]
+
+
+@pytest.mark.slow
+def test_P80_checkpoint_index_names_a_missing_checkpoint(
+    project, finished_run, tmp_path
+):
+    index = b'model_checkpoint_path: "ckpt-9"\nall_model_checkpoint_paths: "ckpt-9"\n'
+    out = _damaged_copy(finished_run, tmp_path, {"checkpoints/checkpoint": index})
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "3",
+        "--output-dir",
+        str(out),
+        cwd=project,
+    )
+    _resumed_at_epoch(result, 3)
+
+
+@pytest.mark.slow
+def test_P92_newest_checkpoint_truncated(project, finished_run, tmp_path):
+    out = _damaged_copy(finished_run, tmp_path, {"checkpoints/ckpt-2.index": _halve})
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "3",
+        "--output-dir",
+        str(out),
+        cwd=project,
+    )
+    _resumed_at_epoch(result, 2)
+    assert re.search(r"warning: skipped unreadable ckpt-2: ", result.stderr)
+    rows = (out / "history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["0", "1", "2"]
+
+
+@pytest.mark.slow
+def test_P93_export_into_an_unwritable_directory(project, finished_run, tmp_path):
+    out = _damaged_copy(finished_run, tmp_path, {})
+    exports = out / "exports"
+    exports.mkdir()
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(exports)]).returncode:
+            pytest.skip("root without chattr: no directory is unwritable")
+    else:
+        exports.chmod(0o555)
+    try:
+        result = run_python(
+            "-m", "proj", "export", "--output-dir", str(out), cwd=project
+        )
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(exports)], check=True)
+        exports.chmod(0o755)
+    assert_project_refused(
+        result,
+        r"\[Errno (1|13)\] (Operation not permitted|Permission denied): "
+        r"'.*exports/model.keras'$",
+    )
+    assert list(exports.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_P94_second_train_on_a_busy_output_directory(project, tmp_path):
+    out = tmp_path / "run"
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "proj",
+            "train",
+            "--epochs",
+            "50",
+            "--output-dir",
+            str(out),
+        ],
+        cwd=project,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoints" / "ckpt-1.index").exists():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        second = run_python(
+            "-m", "proj", "train", "--output-dir", str(out), cwd=project
+        )
+        assert first.poll() is None  # the first run continues
+    finally:
+        first.kill()
+        first.wait()
+    assert_project_refused(
+        second,
+        rf"output directory '.*run' is in use by process {first.pid}; wait for it to "
+        r"finish or use another --output-dir$",
+    )
+
+
+@pytest.mark.slow
+def test_P95_grayscale_bmp_and_gif_in_a_one_channel_folder_project(tmp_path):
+    from PIL import Image
+
+    project = generate(
+        tmp_path, "proj", data="folder", task="binary", channels=1, image_size=16
+    )
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        folder = tmp_path / "data" / label
+        folder.mkdir(parents=True)
+        for index in range(4):
+            for fmt in ("bmp", "gif"):
+                pixels = rng.integers(0, 256, (12, 12), dtype=np.uint8)
+                path = folder / f"{index}.{fmt}"
+                Image.fromarray(pixels, "L").save(path, format=fmt.upper())
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--output-dir",
+        str(tmp_path / "run"),
+        cwd=tmp_path,
+        package_root=project,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "run" / "model.keras").is_file()
