@@ -1586,6 +1586,27 @@ def test_a_refused_resume_leaves_config_json_as_it_was(project, finished_run, tm
     assert (out / "config.json").read_bytes() == before
 
 
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: predict indexes output_names.json by class without checking its length",
+)
+def test_predict_with_fewer_output_names_than_outputs_is_one_line(
+    project, finished_run, tmp_path
+):
+    out = _damaged_copy(finished_run, tmp_path, {"output_names.json": b'["0"]\n'})
+    result = run_python(
+        "-m",
+        "proj",
+        "predict",
+        str(tmp_path / "digit.png"),
+        "--output-dir",
+        str(out),
+        cwd=project,
+    )
+    assert "Traceback" not in result.stderr and result.returncode == 2
+
+
 def _resumed_at_epoch(result: subprocess.CompletedProcess, epoch: int) -> None:
     """The train command succeeded, starting at `epoch` (1-based) of 3."""
     assert result.returncode == 0, result.stderr[-3000:]
