@@ -9,9 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pickle
 import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -931,6 +934,91 @@ PROJECT = {
         {},
         r"no trained model at .*model.keras'; run train first",
     ),
+    "P33-config-infinity": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": '{"train": {"learning_rate": Infinity}}'},
+        r"train.learning_rate in .*c.json must be a finite number, got inf$",
+    ),
+    "P34-config-nan": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": '{"model": {"dropout": NaN}}'},
+        r"model.dropout in .*c.json must be a finite number, got nan$",
+    ),
+    "P35-config-negative-infinity": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": '{"train": {"weight_decay": -Infinity}}'},
+        r"train.weight_decay in .*c.json must be a finite number, got -inf$",
+    ),
+    "P36-config-float-overflows-to-infinity": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": '{"train": {"learning_rate": 1e400}}'},
+        r"train.learning_rate in .*c.json must be a finite number, got inf$",
+    ),
+    "P37-config-nested-100000-deep": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": "[" * 100_000 + "]" * 100_000},
+        r"cannot read config file .*c.json': maximum recursion depth exceeded",
+    ),
+    "P38-config-not-utf8": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": b'{"train": {"epochs": "\xff"}}'},
+        r"cannot read config file .*c.json': 'utf-8' codec can't decode byte 0xff",
+    ),
+    "P39-config-top-level-list": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": [1, 2]},
+        r"the config in .*c.json must be an object, got \[1, 2\]$",
+    ),
+    "P40-config-empty-file": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": ""},
+        r"cannot read config file .*c.json': Expecting value: line 1 column 1",
+    ),
+    "P41-config-is-a-directory": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": None},
+        r"cannot read config file .*c.json': \[Errno 21\] Is a directory",
+    ),
+    "P42-negative-seed": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"train": {"seed": -1}}},
+        r"train.seed = -1 is not valid: must be in \[0, 2\*\*32\)$",
+    ),
+    "P43-seed-beyond-32-bits": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"seed": 2**32}}},
+        r"data.seed = 4294967296 is not valid: must be in \[0, 2\*\*32\)$",
+    ),
+    "P44-image-size-below-the-model-minimum": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"image_size": 9}}},
+        r"data.image_size = 9 is not valid: must be >= 10$",
+    ),
+    "P45-two-channels": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"channels": 2}}},
+        r"data.channels = 2 is not valid: must be 1 or 3$",
+    ),
+    "P46-validation-split-one": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"validation_split": 1.0}}},
+        r"data.validation_split = 1.0 is not valid: must be between 0 and 1$",
+    ),
+    "P47-config-steps-per-epoch-zero": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"train": {"steps_per_epoch": 0}}},
+        r"train.steps_per_epoch = 0 is not valid: must be null or >= 1$",
+    ),
+    "P48-config-boolean-for-an-integer": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"batch_size": True}}},
+        r"data.batch_size in .*c.json must be int, got True$",
+    ),
+    "P49-config-null-for-an-integer": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"train": {"epochs": None}}},
+        r"train.epochs in .*c.json must be int, got None$",
+    ),
 }
 
 # A 1x1 RGB PNG: a valid image for folder-source entries.
@@ -958,7 +1046,9 @@ FOLDER = {
     ),
 }
 
-# npz-source project entries: id -> (arrays to save in data/data.npz, pattern).
+# npz-source project entries: id -> (arrays to save in data/data.npz, or the file's
+# bytes, or "truncated": a valid file cut in half; pattern).
+LABELS = np.array([0, 1, 2, 0])
 NPZ = {
     "P24-npz-missing-labels": (
         {"x": np.zeros((4, 8, 8), np.uint8)},
@@ -976,6 +1066,76 @@ NPZ = {
         {"x": np.zeros((4, 8, 8), np.uint8), "y": np.array([0, 1, 2, 7])},
         r"y in 'data/data.npz' holds values from 0 to 7; "
         r"class indices must be integers in \[0, 2\]",
+    ),
+    "P50-npz-uint16-pixels-above-255": (
+        {"x": np.full((4, 8, 8), 1000, np.uint16), "y": LABELS},
+        r"x in 'data/data.npz' holds values from 1000 to 1000; pixels must be within "
+        r"0-255 \(or floats within 0-1\)$",
+    ),
+    "P51-npz-negative-float-pixels": (
+        {"x": np.linspace(-1, 200, 256).reshape(4, 8, 8), "y": LABELS},
+        r"x in 'data/data.npz' holds values from -1.0 to 200.0; pixels must be within "
+        r"0-255",
+    ),
+    "P52-npz-float-pixels-above-255": (
+        {"x": np.full((4, 8, 8), 300.0), "y": LABELS},
+        r"x in 'data/data.npz' holds values from 300.0 to 300.0; pixels must be within "
+        r"0-255",
+    ),
+    "P53-npz-pixels-not-finite": (
+        {
+            "x": np.where(np.eye(8, dtype=bool), np.nan, 0.5)[None].repeat(4, 0),
+            "y": LABELS,
+        },
+        r"x in 'data/data.npz' holds values that are not finite$",
+    ),
+    "P54-npz-string-pixels": (
+        {"x": np.full((4, 8, 8), "a"), "y": LABELS},
+        r"x in 'data/data.npz' has dtype <U1; expected integers or floats$",
+    ),
+    "P55-npz-boolean-pixels": (
+        {"x": np.ones((4, 8, 8), bool), "y": LABELS},
+        r"x in 'data/data.npz' has dtype bool; expected integers or floats$",
+    ),
+    "P56-npz-object-pixels": (
+        {"x": np.array([[[1]]] * 4, dtype=object), "y": LABELS},
+        r"cannot read 'data/data.npz' as a .npz file: Object arrays cannot be loaded "
+        r"when allow_pickle=False$",
+    ),
+    "P57-npz-not-a-zip": (
+        b"x,y\n1,2\n",
+        r"cannot read 'data/data.npz' as a .npz file: ",
+    ),
+    "P58-npz-truncated": (
+        "truncated",
+        r"cannot read 'data/data.npz' as a .npz file: File is not a zip file$",
+    ),
+    "P59-npz-is-a-pickle": (
+        pickle.dumps({"x": [1, 2], "y": [0, 1]}),
+        r"cannot read 'data/data.npz' as a .npz file: This file contains pickled "
+        r"\(object\) data",
+    ),
+    "P60-npz-empty-file": (
+        b"",
+        r"cannot read 'data/data.npz' as a .npz file: No data left in file$",
+    ),
+    "P61-npz-no-images": (
+        {"x": np.zeros((0, 8, 8), np.uint8), "y": np.zeros(0, np.int64)},
+        r"'data/data.npz' holds no images$",
+    ),
+    "P62-npz-nan-class-index": (
+        {"x": np.zeros((4, 8, 8), np.uint8), "y": np.array([0.0, np.nan, 2.0, 0.0])},
+        r"y in 'data/data.npz' holds values from nan to nan; class indices must be "
+        r"integers in \[0, 2\]$",
+    ),
+    "P63-npz-float-class-indices": (
+        {"x": np.zeros((4, 8, 8), np.uint8), "y": np.array([0.0, 1.0, 2.0, 0.0])},
+        r"y in 'data/data.npz' holds values from 0.0 to 2.0; class indices must be "
+        r"integers in \[0, 2\]$",
+    ),
+    "P64-npz-one-image": (
+        {"x": np.zeros((1, 8, 8), np.uint8), "y": np.array([0])},
+        r"the training split is empty$",
     ),
 }
 
@@ -1013,6 +1173,92 @@ TASK_DATA = {
         {"data/a/1.png": PNG, "data/b/1.png": PNG, "data/c/1.png": PNG},
         r"the data has 3 classes \(a, b, c\); a binary task needs 2",
     ),
+    "P65-npz-regression-target-beyond-float32": (
+        dict(task="regression", data="npz"),
+        {"data/data.npz": {"x": np.zeros((4, 8, 8), np.uint8), "y": [0, 1, 2, 1e39]}},
+        r"y in 'data/data.npz' must hold numbers that are finite in float32$",
+    ),
+    "P66-npz-regression-target-nan": (
+        dict(task="regression", data="npz"),
+        {"data/data.npz": {"x": np.zeros((4, 8, 8), np.uint8), "y": [0, np.nan, 2, 3]}},
+        r"y in 'data/data.npz' must hold numbers that are finite in float32$",
+    ),
+    "P67-labels-csv-in-latin-1": (
+        REGRESSION_FOLDER,
+        {
+            "data/labels.csv": "filename,größe\na.png,1\n".encode("latin-1"),
+            "data/a.png": PNG,
+        },
+        r"cannot read 'data/labels.csv' as UTF-8 CSV: 'utf-8' codec can't decode byte "
+        r"0xf6 in position 11",
+    ),
+    "P68-labels-csv-in-utf-16": (
+        REGRESSION_FOLDER,
+        {
+            "data/labels.csv": "filename,size\na.png,1\n".encode("utf-16"),
+            "data/a.png": PNG,
+        },
+        r"cannot read 'data/labels.csv' as UTF-8 CSV: 'utf-8' codec can't decode byte "
+        r"0xff in position 0",
+    ),
+    "P69-labels-csv-target-beyond-float32": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "filename,size\na.png,1e39\n", "data/a.png": PNG},
+        r"'data/labels.csv' line 2: targets must be numbers finite in float32$",
+    ),
+    "P70-labels-csv-target-nan": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "filename,size\na.png,nan\n", "data/a.png": PNG},
+        r"'data/labels.csv' line 2: targets must be numbers finite in float32$",
+    ),
+    "P71-labels-csv-empty": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "", "data/a.png": PNG},
+        r"'data/labels.csv' is empty$",
+    ),
+    "P72-labels-csv-header-only": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "filename,size\n", "data/a.png": PNG},
+        r"'data/labels.csv' lists no images$",
+    ),
+    "P73-labels-csv-without-its-header": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "a.png,1.5\n", "data/a.png": PNG},
+        r"'data/labels.csv' must start with the header filename,<target names...>$",
+    ),
+    "P74-labels-csv-row-with-a-missing-field": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "filename,size,weight\na.png,1.5\n", "data/a.png": PNG},
+        r"'data/labels.csv' line 2 has 2 fields; the header has 3$",
+    ),
+    "P75-labels-csv-field-too-large": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "filename,size\na.png," + "1" * 200_000, "data/a.png": PNG},
+        r"cannot read 'data/labels.csv' as UTF-8 CSV: field larger than field limit "
+        r"\(131072\)$",
+    ),
+    "P76-multilabel-labels-csv-value-2": (
+        dict(task="multilabel", data="folder", num_classes=2),
+        {"data/labels.csv": "filename,cat,dog\na.png,1,2\n", "data/a.png": PNG},
+        r"'data/labels.csv' line 2: label values must be 0 or 1$",
+    ),
+}
+
+# Entries that need another project and arguments: id -> (kgen options, train arguments,
+# files under the working directory, pattern).
+OPTIONS = {
+    "P77-image-size-below-the-architecture-minimum": (
+        dict(arch="mobilenet_v2"),
+        ["--config", "c.json"],
+        {"c.json": '{"data": {"image_size": 31}}'},
+        r"data.image_size = 31 is not valid: must be >= 32$",
+    ),
+    "P78-tpu-strategy-without-a-tpu": (
+        dict(strategy="tpu"),
+        [],
+        {},
+        r"cannot connect to a TPU \(.*\); set TPU_NAME or run on a TPU VM$",
+    ),
 }
 
 # Entries whose test needs real training; they live with the other training tests.
@@ -1044,8 +1290,13 @@ def project(tmp_path_factory) -> Path:
 def test_generated_project(project, tmp_path, entry):
     args, files, pattern = PROJECT[entry]
     for name, content in files.items():
-        text = content if isinstance(content, str) else json.dumps(content)
-        (tmp_path / name).write_text(text)
+        if content is None:
+            (tmp_path / name).mkdir()
+        elif isinstance(content, bytes):
+            (tmp_path / name).write_bytes(content)
+        else:
+            text = content if isinstance(content, str) else json.dumps(content)
+            (tmp_path / name).write_text(text)
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run_python(
         "-m", "proj", *[a.replace("{tmp}", str(tmp_path)) for a in args], cwd=project
@@ -1099,7 +1350,14 @@ def npz_project(tmp_path_factory) -> Path:
 def test_npz_source(npz_project, tmp_path, entry):
     arrays, pattern = NPZ[entry]
     (tmp_path / "data").mkdir()
-    np.savez(tmp_path / "data" / "data.npz", **arrays)
+    path = tmp_path / "data" / "data.npz"
+    if isinstance(arrays, bytes):
+        path.write_bytes(arrays)
+    elif arrays == "truncated":
+        np.savez(path, x=np.zeros((4, 8, 8), np.uint8), y=LABELS)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        np.savez(path, **arrays)
     out = tmp_path / "out"
     result = run_python(
         "-m",
@@ -1122,7 +1380,7 @@ def test_task_data(tmp_path_factory, tmp_path, entry):
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, dict):
-            np.savez(path, **content)
+            np.savez(path, **{key: np.asarray(v) for key, v in content.items()})
         elif isinstance(content, str):
             path.write_text(content)
         else:
@@ -1141,6 +1399,27 @@ def test_task_data(tmp_path_factory, tmp_path, entry):
     assert not out.exists() or not (out / "config.json").exists()
 
 
+@pytest.mark.parametrize("entry", OPTIONS)
+def test_project_options(tmp_path_factory, tmp_path, entry):
+    options, args, files, pattern = OPTIONS[entry]
+    project = generate(tmp_path_factory.mktemp("bad-options"), "proj", **options)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    out = tmp_path / "out"
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--output-dir",
+        str(out),
+        *args,
+        cwd=tmp_path,
+        package_root=project,
+    )
+    assert_project_refused(result, pattern)
+    assert not out.exists()
+
+
 def test_catalogue_document_lists_exactly_the_tested_entries():
     document = (REPO / "docs" / "bad-inputs.md").read_text()
     documented = set(
@@ -1149,10 +1428,10 @@ def test_catalogue_document_lists_exactly_the_tested_entries():
     inline = {
         name.removeprefix("test_").split("_", 1)[0]
         for name in globals()
-        if re.match(r"test_G\d{2,3}_", name)
+        if re.match(r"test_[GP]\d{2,3}_", name)
     }
     tested = set(GENERATOR) | set(PROJECT_NAMES) | set(PROJECT) | set(FOLDER) | set(NPZ)
-    tested |= set(TASK_DATA)
+    tested |= set(TASK_DATA) | set(OPTIONS) | set(RUN)
     tested |= set(ELSEWHERE) | set(GENERATOR_ELSEWHERE)
     tested |= {entry for entry in documented if entry.split("-", 1)[0] in inline}
     assert documented == tested
@@ -1160,3 +1439,339 @@ def test_catalogue_document_lists_exactly_the_tested_entries():
     for test in {**ELSEWHERE, **GENERATOR_ELSEWHERE}.values():
         path, name = test.split("::")
         assert f"def {name}(" in (REPO / path).read_text()
+
+
+# Entries on the files of a finished run: they need real training, so they are slow.
+# id -> ({file in the run: bytes, or a function of its bytes}, command, pattern).
+def _halve(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+RUN = {
+    "P81-history-csv-emptied-beside-checkpoints": (
+        {"history.csv": b""},
+        ["train", "--epochs", "3", "--steps-per-epoch", "3"],
+        r"run/history.csv' holds 0 epochs, the checkpoint 2; delete it to start a new "
+        r"history from here$",
+    ),
+    "P82-history-csv-value-not-a-number": (
+        {"history.csv": b"epoch,loss\n0,abc\n1,2\n"},
+        ["train", "--epochs", "3", "--steps-per-epoch", "3"],
+        r"cannot read '.*run/history.csv' \(could not convert string to float: 'abc'\); "
+        r"delete it to start a new history$",
+    ),
+    "P83-output-names-truncated": (
+        {"output_names.json": b'["0",'},
+        ["predict", "{png}"],
+        r"cannot read '.*run/output_names.json': Expecting value: line 1 column 6",
+    ),
+    "P84-output-names-not-a-list": (
+        {"output_names.json": b'{"0": 1}'},
+        ["predict", "{png}"],
+        r"run/output_names.json' must hold a JSON list of names; train again to "
+        r"rewrite it$",
+    ),
+    "P85-model-truncated-then-evaluate": (
+        {"model.keras": _halve},
+        ["evaluate"],
+        r"cannot load '.*run/model.keras' \(.*\); train again to rewrite it$",
+    ),
+    "P86-model-truncated-then-export": (
+        {"model.keras": _halve},
+        ["export"],
+        r"cannot load '.*run/model.keras' \(.*\); train again to rewrite it$",
+    ),
+    "P87-saved-config-truncated-then-evaluate": (
+        {"config.json": b'{"data": '},
+        ["evaluate"],
+        r"cannot read config file '.*run/config.json': Expecting value: line 1 "
+        r"column 10",
+    ),
+    "P88-predict-a-file-that-is-not-an-image": (
+        {},
+        ["predict", "{tmp}/notes.png"],
+        r"'.*notes.png' is not a readable image$",
+    ),
+    "P89-predict-top-k-zero": (
+        {},
+        ["predict", "{png}", "--top-k", "0"],
+        r"--top-k must be at least 1, got 0$",
+    ),
+    "P90-predict-a-missing-path": (
+        {},
+        ["predict", "{tmp}/nowhere.png"],
+        r"'.*nowhere.png' does not exist$",
+    ),
+    "P91-predict-a-folder-without-images": (
+        {},
+        ["predict", "{tmp}/empty"],
+        r"no images \(.bmp, .gif, .jpeg, .jpg, .png\) in .*empty$",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(project, tmp_path_factory) -> Path:
+    """A 2-epoch run of the shared project, to be copied and damaged."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "3",
+        "--output-dir",
+        str(out),
+        cwd=project,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def _damaged_copy(finished: Path, tmp_path: Path, damage: dict) -> Path:
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    for name, change in damage.items():
+        path = out / name
+        path.write_bytes(change(path.read_bytes()) if callable(change) else change)
+    (tmp_path / "digit.png").write_bytes(PNG)
+    (tmp_path / "notes.png").write_text("not an image\n")
+    (tmp_path / "empty").mkdir()
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", RUN)
+def test_run_files(project, finished_run, tmp_path, entry):
+    damage, args, pattern = RUN[entry]
+    out = _damaged_copy(finished_run, tmp_path, damage)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    args = [
+        a.replace("{png}", str(tmp_path / "digit.png")).replace("{tmp}", str(tmp_path))
+        for a in args
+    ]
+    result = run_python("-m", "proj", *args, "--output-dir", str(out), cwd=project)
+    assert_project_refused(result, pattern)
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # A refused train rewrites config.json (see the xfail test below); nothing else.
+    ignored = {".lock", "config.json"} if args[0] == "train" else {".lock"}
+    assert {p: d for p, d in after.items() if p.name not in ignored} == {
+        p: d for p, d in before.items() if p.name not in ignored
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: loop.py saves config.json before the history.csv check refuses the run",
+)
+def test_a_refused_resume_leaves_config_json_as_it_was(project, finished_run, tmp_path):
+    out = _damaged_copy(finished_run, tmp_path, {"history.csv": b""})
+    before = (out / "config.json").read_bytes()
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--output-dir",
+        str(out),
+        cwd=project,
+    )
+    assert result.returncode == 2
+    assert (out / "config.json").read_bytes() == before
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: predict indexes output_names.json by class without checking its length",
+)
+def test_predict_with_fewer_output_names_than_outputs_is_one_line(
+    project, finished_run, tmp_path
+):
+    out = _damaged_copy(finished_run, tmp_path, {"output_names.json": b'["0"]\n'})
+    result = run_python(
+        "-m",
+        "proj",
+        "predict",
+        str(tmp_path / "digit.png"),
+        "--output-dir",
+        str(out),
+        cwd=project,
+    )
+    assert "Traceback" not in result.stderr and result.returncode == 2
+
+
+def _resumed_at_epoch(result: subprocess.CompletedProcess, epoch: int) -> None:
+    """The train command succeeded, starting at `epoch` (1-based) of 3."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert f"Epoch {epoch}/3" in result.stdout and "Epoch 1/3" not in result.stdout
+
+
+@pytest.mark.slow
+def test_P79_checkpoint_index_garbled(project, finished_run, tmp_path):
+    out = _damaged_copy(
+        finished_run, tmp_path, {"checkpoints/checkpoint": b"\x00garbage\xff" * 3}
+    )
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "3",
+        "--output-dir",
+        str(out),
+        cwd=project,
+    )
+    _resumed_at_epoch(result, 3)
+    assert re.search(r"warning: removed the unreadable '.*checkpoint'", result.stderr)
+    rows = (out / "history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["0", "1", "2"]
+
+
+@pytest.mark.slow
+def test_P80_checkpoint_index_names_a_missing_checkpoint(
+    project, finished_run, tmp_path
+):
+    index = b'model_checkpoint_path: "ckpt-9"\nall_model_checkpoint_paths: "ckpt-9"\n'
+    out = _damaged_copy(finished_run, tmp_path, {"checkpoints/checkpoint": index})
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "3",
+        "--output-dir",
+        str(out),
+        cwd=project,
+    )
+    _resumed_at_epoch(result, 3)
+
+
+@pytest.mark.slow
+def test_P92_newest_checkpoint_truncated(project, finished_run, tmp_path):
+    out = _damaged_copy(finished_run, tmp_path, {"checkpoints/ckpt-2.index": _halve})
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "3",
+        "--output-dir",
+        str(out),
+        cwd=project,
+    )
+    _resumed_at_epoch(result, 2)
+    assert re.search(r"warning: skipped unreadable ckpt-2: ", result.stderr)
+    rows = (out / "history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["0", "1", "2"]
+
+
+@pytest.mark.slow
+def test_P93_export_into_an_unwritable_directory(project, finished_run, tmp_path):
+    out = _damaged_copy(finished_run, tmp_path, {})
+    exports = out / "exports"
+    exports.mkdir()
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(exports)]).returncode:
+            pytest.skip("root without chattr: no directory is unwritable")
+    else:
+        exports.chmod(0o555)
+    try:
+        result = run_python(
+            "-m", "proj", "export", "--output-dir", str(out), cwd=project
+        )
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(exports)], check=True)
+        exports.chmod(0o755)
+    assert_project_refused(
+        result,
+        r"\[Errno (1|13)\] (Operation not permitted|Permission denied): "
+        r"'.*exports/model.keras'$",
+    )
+    assert list(exports.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_P94_second_train_on_a_busy_output_directory(project, tmp_path):
+    out = tmp_path / "run"
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "proj",
+            "train",
+            "--epochs",
+            "50",
+            "--output-dir",
+            str(out),
+        ],
+        cwd=project,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoints" / "ckpt-1.index").exists():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        second = run_python(
+            "-m", "proj", "train", "--output-dir", str(out), cwd=project
+        )
+        assert first.poll() is None  # the first run continues
+    finally:
+        first.kill()
+        first.wait()
+    assert_project_refused(
+        second,
+        rf"output directory '.*run' is in use by process {first.pid}; wait for it to "
+        r"finish or use another --output-dir$",
+    )
+
+
+@pytest.mark.slow
+def test_P95_grayscale_bmp_and_gif_in_a_one_channel_folder_project(tmp_path):
+    from PIL import Image
+
+    project = generate(
+        tmp_path, "proj", data="folder", task="binary", channels=1, image_size=16
+    )
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        folder = tmp_path / "data" / label
+        folder.mkdir(parents=True)
+        for index in range(4):
+            for fmt in ("bmp", "gif"):
+                pixels = rng.integers(0, 256, (12, 12), dtype=np.uint8)
+                path = folder / f"{index}.{fmt}"
+                Image.fromarray(pixels, "L").save(path, format=fmt.upper())
+    result = run_python(
+        "-m",
+        "proj",
+        "train",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--output-dir",
+        str(tmp_path / "run"),
+        cwd=tmp_path,
+        package_root=project,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "run" / "model.keras").is_file()
