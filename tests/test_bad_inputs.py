@@ -1125,13 +1125,11 @@ NPZ = {
     ),
     "P62-npz-nan-class-index": (
         {"x": np.zeros((4, 8, 8), np.uint8), "y": np.array([0.0, np.nan, 2.0, 0.0])},
-        r"y in 'data/data.npz' holds values from nan to nan; class indices must be "
-        r"integers in \[0, 2\]$",
+        r"y in 'data/data.npz' has dtype float64; class indices must be integers$",
     ),
     "P63-npz-float-class-indices": (
         {"x": np.zeros((4, 8, 8), np.uint8), "y": np.array([0.0, 1.0, 2.0, 0.0])},
-        r"y in 'data/data.npz' holds values from 0.0 to 2.0; class indices must be "
-        r"integers in \[0, 2\]$",
+        r"y in 'data/data.npz' has dtype float64; class indices must be integers$",
     ),
     "P64-npz-one-image": (
         {"x": np.zeros((1, 8, 8), np.uint8), "y": np.array([0])},
@@ -1555,18 +1553,13 @@ def test_run_files(project, finished_run, tmp_path, entry):
     result = run_python("-m", "proj", *args, "--output-dir", str(out), cwd=project)
     assert_project_refused(result, pattern)
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    # A refused train rewrites config.json (see the xfail test below); nothing else.
-    ignored = {".lock", "config.json"} if args[0] == "train" else {".lock"}
+    ignored = {".lock"}  # names the process that last held the directory
     assert {p: d for p, d in after.items() if p.name not in ignored} == {
         p: d for p, d in before.items() if p.name not in ignored
     }
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: loop.py saves config.json before the history.csv check refuses the run",
-)
 def test_a_refused_resume_leaves_config_json_as_it_was(project, finished_run, tmp_path):
     out = _damaged_copy(finished_run, tmp_path, {"history.csv": b""})
     before = (out / "config.json").read_bytes()
@@ -1587,10 +1580,6 @@ def test_a_refused_resume_leaves_config_json_as_it_was(project, finished_run, tm
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: predict indexes output_names.json by class without checking its length",
-)
 def test_predict_with_fewer_output_names_than_outputs_is_one_line(
     project, finished_run, tmp_path
 ):

@@ -4,9 +4,7 @@ source's labels.csv (scan_folder). Any input is either accepted, and then gives 
 range, or is refused with the project's own error (ConfigError, or DataError for data):
 never another exception, which would be a traceback at the command line.
 
-Inputs that still escape (known bugs, reported) are kept out of the npz property by
-`known_npz_bug` and reproduced one by one by the strict xfail tests at the end, so a fix
-shows up as an unexpected pass (then delete its test's marker and its filter).
+The inputs these properties found escaping are reproduced one by one at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import math
 import sys
 import types
 import typing
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -319,27 +316,6 @@ def npz_files(draw, task: str) -> tuple[bytes, dict]:
     return data, contents
 
 
-def known_npz_bug(task: str, data: bytes, contents: dict) -> bool:
-    """Inputs that escape load() today (known bugs 2-5, below)."""
-    if data.startswith(b"\x93NUMPY"):
-        return True  # bug 2: an .npy file
-    x, y = contents.get("x"), contents.get("y")
-    intact = zipfile.is_zipfile(io.BytesIO(data)) and {"x", "y"} <= set(contents)
-    if not intact or x.dtype == object or y.dtype == object:
-        return False
-    names = contents.get("output_names")
-    if names is not None and names.ndim == 0 and names.dtype != object:
-        return True  # bug 5: a 0-d output_names
-    if task == "multiclass" and y.dtype.kind in "USV" and y.size > 0:
-        return True  # bug 3: class indices of strings or bytes
-    rows_ok = x.ndim in (3, 4) and len(x) > 0 and (x.ndim == 3 or x.shape[-1] in (1, 3))
-    rows_ok = rows_ok and y.ndim > 0 and len(y) == len(x)
-    numeric = np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
-    if rows_ok and numeric and x.size == 0:
-        return True  # bug 4: an image of height or width 0
-    return False
-
-
 NPZ_TASKS = {
     "prop_npz": "multiclass",
     "prop_npz_regression": "regression",
@@ -355,7 +331,6 @@ def test_any_npz_file_loads_or_is_refused(packages, tmp_path, package, data):
     labels of the task's dtype."""
     task = NPZ_TASKS[package]
     npz, contents = data.draw(npz_files(task), label="data.npz")
-    assume(not known_npz_bug(task, npz, contents))
     modules = packages[package]
     (tmp_path / "data.npz").write_bytes(npz)
     cfg = modules.config.DataConfig(
@@ -459,14 +434,9 @@ def test_any_labels_csv_is_read_in_range_or_refused(packages, tmp_path, package,
         assert set(np.unique(values)) <= {0.0, 1.0}
 
 
-# --- known bugs: each reproduced, expected to fail until fixed ------------------------
+# --- bugs this file found, each reproduced: now refused with one line ---------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="bug 1: config integers beyond int64 are accepted",
-)
 def test_bug1_config_integer_beyond_int64_is_refused(packages, tmp_path):
     config, errors = packages["prop_npz"].config, packages["prop_npz"].errors
     path = tmp_path / "c.json"
@@ -475,11 +445,6 @@ def test_bug1_config_integer_beyond_int64_is_refused(packages, tmp_path):
         config.load_config(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug 1b: json.loads' int digit limit is a ValueError, not caught",
-)
 def test_bug1b_config_integer_of_5000_digits_is_refused(packages, tmp_path):
     config, errors = packages["prop_npz"].config, packages["prop_npz"].errors
     path = tmp_path / "c.json"
@@ -501,20 +466,10 @@ def _load_npz(packages, tmp_path, package="prop_npz", **arrays):
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bug 2: an .npy file named data.npz: TypeError",
-)
 def test_bug2_npy_file_named_npz_is_refused(packages, tmp_path):
     _load_npz(packages, tmp_path, npy=np.zeros(3))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bug 3: multiclass y of strings: UFuncTypeError",
-)
 def test_bug3_string_class_indices_are_refused(packages, tmp_path):
     _load_npz(
         packages,
@@ -524,20 +479,12 @@ def test_bug3_string_class_indices_are_refused(packages, tmp_path):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug 4: images of height 0: ValueError (min of empty)",
-)
 def test_bug4_images_of_height_zero_are_refused(packages, tmp_path):
     _load_npz(
         packages, tmp_path, x=np.zeros((4, 0, 8), np.uint8), y=np.array([0, 1, 2, 0])
     )
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TypeError, reason="bug 5: a 0-d output_names array: TypeError"
-)
 def test_bug5_scalar_output_names_are_refused(packages, tmp_path):
     _load_npz(
         packages,
@@ -548,11 +495,6 @@ def test_bug5_scalar_output_names_are_refused(packages, tmp_path):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OSError,
-    reason="bug 6: a labels.csv filename too long for the OS: OSError",
-)
 def test_bug6_labels_csv_filename_too_long_is_refused(packages, tmp_path):
     modules = packages["prop_folder_regression"]
     (tmp_path / "labels.csv").write_text("filename,size\n" + "a" * 300 + ".png,1\n")
