@@ -1311,6 +1311,7 @@ def folder_project(tmp_path_factory) -> Path:
     )
 
 
+@pytest.mark.slow  # each runs the generated project's command line
 @pytest.mark.parametrize("entry", FOLDER)
 def test_folder_source(folder_project, tmp_path, entry):
     files, pattern = FOLDER[entry]
@@ -1344,6 +1345,7 @@ def npz_project(tmp_path_factory) -> Path:
     )
 
 
+@pytest.mark.slow  # each runs the generated project's command line
 @pytest.mark.parametrize("entry", NPZ)
 def test_npz_source(npz_project, tmp_path, entry):
     arrays, pattern = NPZ[entry]
@@ -1370,6 +1372,7 @@ def test_npz_source(npz_project, tmp_path, entry):
     assert not out.exists() or not (out / "config.json").exists()
 
 
+@pytest.mark.slow  # each runs the generated project's command line
 @pytest.mark.parametrize("entry", TASK_DATA)
 def test_task_data(tmp_path_factory, tmp_path, entry):
     options, files, pattern = TASK_DATA[entry]
@@ -1397,6 +1400,7 @@ def test_task_data(tmp_path_factory, tmp_path, entry):
     assert not out.exists() or not (out / "config.json").exists()
 
 
+@pytest.mark.slow  # each runs the generated project's command line
 @pytest.mark.parametrize("entry", OPTIONS)
 def test_project_options(tmp_path_factory, tmp_path, entry):
     options, args, files, pattern = OPTIONS[entry]
