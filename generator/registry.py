@@ -715,3 +715,17 @@ def tfds_dataset(task: str, name: str | None = None) -> TfdsDataset:
         return default
     outputs = TASKS[task].default_outputs
     return TfdsDataset(name, channels=1, outputs=outputs, labels=default.labels)
+
+
+# The closed options and their tables: copier.yml's `choices:` are written from these.
+CHOICES: dict[str, dict] = {
+    "arch": ARCHITECTURES,
+    "task": TASKS,
+    "loop": LOOPS,
+    "data": DATA_SOURCES,
+    "strategy": STRATEGIES,
+    "precision": PRECISIONS,
+    "optimizer": OPTIMIZERS,
+    "lr_schedule": LR_SCHEDULES,
+    "loss": LOSSES,
+}

@@ -1600,6 +1600,20 @@ def test_predict_with_fewer_output_names_than_outputs_is_one_line(
     assert "Traceback" not in result.stderr and result.returncode == 2
 
 
+def _train_three_epochs(project: Path, out: Path) -> subprocess.CompletedProcess:
+    """`train` to 3 epochs of 3 steps on `out` (a 2-epoch run, maybe damaged)."""
+    args = [
+        "train",
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "3",
+        "--output-dir",
+        str(out),
+    ]
+    return run_python("-m", "proj", *args, cwd=project)
+
+
 def _resumed_at_epoch(result: subprocess.CompletedProcess, epoch: int) -> None:
     """The train command succeeded, starting at `epoch` (1-based) of 3."""
     assert result.returncode == 0, result.stderr[-3000:]
@@ -1612,18 +1626,7 @@ def test_P79_checkpoint_index_garbled(project, finished_run, tmp_path):
     out = _damaged_copy(
         finished_run, tmp_path, {"checkpoints/checkpoint": b"\x00garbage\xff" * 3}
     )
-    result = run_python(
-        "-m",
-        "proj",
-        "train",
-        "--epochs",
-        "3",
-        "--steps-per-epoch",
-        "3",
-        "--output-dir",
-        str(out),
-        cwd=project,
-    )
+    result = _train_three_epochs(project, out)
     _resumed_at_epoch(result, 3)
     assert re.search(r"warning: removed the unreadable '.*checkpoint'", result.stderr)
     rows = (out / "history.csv").read_text().splitlines()[1:]
@@ -1636,36 +1639,14 @@ def test_P80_checkpoint_index_names_a_missing_checkpoint(
 ):
     index = b'model_checkpoint_path: "ckpt-9"\nall_model_checkpoint_paths: "ckpt-9"\n'
     out = _damaged_copy(finished_run, tmp_path, {"checkpoints/checkpoint": index})
-    result = run_python(
-        "-m",
-        "proj",
-        "train",
-        "--epochs",
-        "3",
-        "--steps-per-epoch",
-        "3",
-        "--output-dir",
-        str(out),
-        cwd=project,
-    )
+    result = _train_three_epochs(project, out)
     _resumed_at_epoch(result, 3)
 
 
 @pytest.mark.slow
 def test_P92_newest_checkpoint_truncated(project, finished_run, tmp_path):
     out = _damaged_copy(finished_run, tmp_path, {"checkpoints/ckpt-2.index": _halve})
-    result = run_python(
-        "-m",
-        "proj",
-        "train",
-        "--epochs",
-        "3",
-        "--steps-per-epoch",
-        "3",
-        "--output-dir",
-        str(out),
-        cwd=project,
-    )
+    result = _train_three_epochs(project, out)
     _resumed_at_epoch(result, 2)
     assert re.search(r"warning: skipped unreadable ckpt-2: ", result.stderr)
     rows = (out / "history.csv").read_text().splitlines()[1:]

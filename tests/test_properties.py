@@ -31,17 +31,7 @@ FAST = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-CHOICES = {
-    "arch": registry.ARCHITECTURES,
-    "task": registry.TASKS,
-    "loop": registry.LOOPS,
-    "data": registry.DATA_SOURCES,
-    "strategy": registry.STRATEGIES,
-    "precision": registry.PRECISIONS,
-    "optimizer": registry.OPTIMIZERS,
-    "lr_schedule": registry.LR_SCHEDULES,
-    "loss": registry.LOSSES,
-}
+CHOICES = registry.CHOICES
 INTS = ["image_size", "channels", "num_classes", "epochs", "batch_size"]
 FLOATS = ["learning_rate", "label_smoothing"]
 

@@ -13,17 +13,7 @@ from pathlib import Path
 from generator import registry
 
 COPIER_YML = Path(__file__).resolve().parent.parent / "templates" / "copier.yml"
-CHOICES = {
-    "arch": registry.ARCHITECTURES,
-    "task": registry.TASKS,
-    "loop": registry.LOOPS,
-    "data": registry.DATA_SOURCES,
-    "strategy": registry.STRATEGIES,
-    "precision": registry.PRECISIONS,
-    "optimizer": registry.OPTIMIZERS,
-    "lr_schedule": registry.LR_SCHEDULES,
-    "loss": registry.LOSSES,
-}
+CHOICES = registry.CHOICES
 
 
 def with_choices(text: str) -> str:
