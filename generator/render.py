@@ -171,6 +171,11 @@ def _copier_errors() -> Iterator[None]:
         yield
     except copier.errors.UserMessageError as error:
         raise KgenError(f"copier: {' '.join(str(error).split())}") from None
+    except copier.errors.PathError as error:  # e.g. an edited answer naming ../../x
+        raise KgenError(
+            f"copier refused a path ({' '.join(str(error).split())}); check the answers "
+            "in .copier-answers.yml"
+        ) from None
     except ProcessExecutionError as error:
         command = " ".join(str(part) for part in error.argv[1:3])
         raise KgenError(
