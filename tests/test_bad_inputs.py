@@ -721,6 +721,10 @@ EDITED_ANSWERS = {
         _set("project_name", "1proj"),
         r"records an answer kgen cannot use: project name '1proj' is not valid",
     ),
+    "G130": (
+        _set("package_name", "../../escaped"),
+        r"copier refused a path \(.*\); check the answers in \.copier-answers\.yml",
+    ),
     "G126": (
         _set("arch", "resnet5O"),
         r"records an answer kgen cannot use: unknown architecture 'resnet5O' \(did "
@@ -804,6 +808,10 @@ def test_G124_update_answers_commit_not_a_string(shared_project):
 
 def test_G125_update_answers_project_name_invalid(shared_project):
     _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G125"])
+
+
+def test_G130_update_answers_package_name_outside_the_project(shared_project):
+    _update_with_edited_answers(shared_project, *EDITED_ANSWERS["G130"])
 
 
 def test_G126_update_answers_arch_misspelt(shared_project):
