@@ -1458,6 +1458,21 @@ def _halve(data: bytes) -> bytes:
 
 
 RUN = {
+    "P96-resume-with-another-split-seed": (
+        {},
+        [
+            "train",
+            "--epochs",
+            "3",
+            "--steps-per-epoch",
+            "3",
+            "--config",
+            "{tmp}/seed.json",
+        ],
+        r"the run in '.*run' was trained with data.seed = 42; resuming with 7 would mix "
+        r"its validation images into training \(use the same value, or a new "
+        r"--output-dir\)$",
+    ),
     "P81-history-csv-emptied-beside-checkpoints": (
         {"history.csv": b""},
         ["train", "--epochs", "3", "--steps-per-epoch", "3"],
@@ -1557,6 +1572,7 @@ def _damaged_copy(finished: Path, tmp_path: Path, damage: dict) -> Path:
 def test_run_files(project, finished_run, tmp_path, entry):
     damage, args, pattern = RUN[entry]
     out = _damaged_copy(finished_run, tmp_path, damage)
+    (tmp_path / "seed.json").write_text('{"data": {"seed": 7}}')
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     args = [
         a.replace("{png}", str(tmp_path / "digit.png")).replace("{tmp}", str(tmp_path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import shutil
 import sys
@@ -13,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from .artifacts import write_text
-from .config import TrainConfig
+from .config import DataConfig, TrainConfig
 from .errors import ConfigError, TrainingDiverged
 
 
@@ -154,6 +155,33 @@ def read_history(path: Path) -> list[dict]:
             f"cannot read {str(path)!r} ({_first_line(error)}); delete it to "
             "start a new history"
         ) from None
+
+
+# What decides which examples are in the validation split.
+SPLIT_KEYS = (
+    "data_dir",
+    "name",
+    "train_split",
+    "val_split",
+    "validation_split",
+    "seed",
+)
+
+
+def check_same_split(saved_config: Path, cfg: DataConfig) -> None:
+    """A resumed run must split the data as before: else validation images of the
+    first epochs would be trained on in the next ones, silently."""
+    try:
+        saved = json.loads(saved_config.read_text())["data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no readable record of the earlier settings: nothing to compare
+    for key in SPLIT_KEYS:
+        if key in saved and hasattr(cfg, key) and saved[key] != getattr(cfg, key):
+            raise ConfigError(
+                f"the run in {str(saved_config.parent)!r} was trained with data.{key} = "
+                f"{saved[key]!r}; resuming with {getattr(cfg, key)!r} would mix its "
+                "validation images into training (use the same value, or a new --output-dir)"
+            )
 
 
 def _first_line(error: BaseException) -> str:
