@@ -14,16 +14,20 @@ import reserved_names as tool  # noqa: E402
 
 
 def test_the_checked_in_list_is_current():
-    """tools/reserved_names.py, run in this environment, writes exactly the checked-in
-    file: a dependency that gained a module (or a new dependency) fails this test."""
+    """Every name tools/reserved_names.py finds in this environment is in the checked-in
+    file: a dependency that gained a module (or a new dependency) fails this test. Names
+    the file has beyond them (an older dependency's) only make kgen stricter."""
     missing = [r.name for r in tool.root_requirements() if not tool._installed(r.name)]
     if missing:
         pytest.skip(
             f"the generated project's dependencies are not installed: {missing}"
         )
-    assert tool.OUTPUT.read_text() == tool.render(
-        tool.reserved_names()
-    ), "generator/reserved_names.txt is not current: run python tools/reserved_names.py"
+    lines = tool.OUTPUT.read_text().splitlines()
+    checked_in = {line.split()[0] for line in lines if line.strip() and line[0] != "#"}
+    missing = sorted(set(tool.reserved_names()) - checked_in)
+    assert (
+        not missing
+    ), f"generator/reserved_names.txt lacks {missing}: run python tools/reserved_names.py"
 
 
 def test_roots_are_the_generated_project_s_dependencies():
