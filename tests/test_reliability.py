@@ -286,9 +286,9 @@ def test_a_second_train_on_a_busy_directory_is_refused_then_takes_over(
     finally:
         first.send_signal(signal.SIGKILL)  # its lock dies with it
         first.wait()
-    again = run_python(
-        "-m", "proj", "train", "--epochs", "2", "--output-dir", str(out), cwd=project
-    )
+    # The dead run's lock is taken over: the run finishes (one step per epoch left).
+    rest = ["--epochs", "50", "--steps-per-epoch", "1", "--output-dir", str(out)]
+    again = run_python("-m", "proj", "train", *rest, cwd=project)
     assert again.returncode == 0, again.stderr[-3000:]
 
 
