@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 
 MODEL_FILE = "model.keras"
 OUTPUT_NAMES_FILE = "output_names.json"
@@ -96,11 +96,7 @@ def load_trained_model(workdir: Path) -> keras.Model:
     try:
         return keras.models.load_model(path, compile=False)
     except (OSError, ValueError) as error:
-        reason = (
-            str(error).strip().splitlines()[0]
-            if str(error).strip()
-            else type(error).__name__
-        )
+        reason = first_line(error)
         raise ConfigError(
             f"cannot load {str(path)!r} ({reason}); train again to rewrite it"
         ) from None

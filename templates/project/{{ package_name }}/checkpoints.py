@@ -14,8 +14,8 @@ import keras
 import tensorflow as tf
 
 from .artifacts import write_text
-from .config import DataConfig, TrainConfig
-from .errors import ConfigError, TrainingDiverged
+from .config import Config, DataConfig, TrainConfig, save_config
+from .errors import ConfigError, TrainingDiverged, first_line
 
 
 class TrainingState:
@@ -68,7 +68,7 @@ class TrainingState:
             try:
                 self._checkpoint.restore(path).assert_consumed()
             except (AssertionError, IndexError, ValueError, tf.errors.OpError) as error:
-                reasons.append(f"{Path(path).name}: {_first_line(error)}")
+                reasons.append(f"{Path(path).name}: {first_line(error)}")
                 continue
             if reasons:
                 print(
@@ -152,7 +152,7 @@ def read_history(path: Path) -> list[dict]:
         ]
     except (UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as error:
         raise ConfigError(
-            f"cannot read {str(path)!r} ({_first_line(error)}); delete it to "
+            f"cannot read {str(path)!r} ({first_line(error)}); delete it to "
             "start a new history"
         ) from None
 
@@ -184,11 +184,6 @@ def check_same_split(saved_config: Path, cfg: DataConfig) -> None:
             )
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def check_finite(logs: dict[str, float], state: TrainingState) -> None:
     """Raise TrainingDiverged if the last training loss is NaN or infinite."""
     loss = logs.get("loss", 0.0)  # no logs: nothing was trained
@@ -197,6 +192,20 @@ def check_finite(logs: dict[str, float], state: TrainingState) -> None:
             f"training stopped: the loss became {loss}; the last good checkpoint is kept "
             f"in {str(state.directory)!r} (lower train.learning_rate and run again)"
         )
+
+
+def resume(
+    state: TrainingState, cfg: Config, outdir: Path
+) -> tuple[int, list[keras.callbacks.Callback]]:
+    """Restore the run in outdir and check it may go on, then save this run's config:
+    the epochs already done and the callbacks of those to come. Nothing is written
+    before the checks, so a foreign, finished or damaged run stays untouched."""
+    initial_epoch = state.restore(cfg.train.epochs)
+    if initial_epoch:
+        check_same_split(outdir / "config.json", cfg.data)
+    callbacks = make_callbacks(outdir, state, initial_epoch, cfg.train)  # reads history
+    save_config(cfg, outdir / "config.json")
+    return initial_epoch, callbacks
 
 
 def make_callbacks(
