@@ -7,6 +7,7 @@ panel; `--help` and `kgen list` still show every valid value.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -276,6 +277,7 @@ def new(
             spec = _prompt_missing(spec, given)
         from generator.render import create_project  # copier loads only when needed
 
+        gc.freeze()  # copier's and black's modules live until exit: spare them GC passes
         create_project(spec.resolve(), path)
     typer.echo(
         f"Created {spec.project_name} ({spec.arch}, {spec.task}, {spec.loop} loop, "

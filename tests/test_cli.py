@@ -6,6 +6,7 @@ import fcntl
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -415,6 +416,25 @@ def test_kgen_new_killed_at_random_points(tmp_path):
             [*command, str(after), "--defaults"], env=env, timeout=120, check=True
         )
         assert (after / ".copier-answers.yml").is_file()
+
+
+def test_the_store_keeps_its_versions_packed(tmp_path, monkeypatch):
+    """Each new template version is packed: copier clones the store for every render,
+    and a clone of loose objects (hundreds of directories) is slow to make and remove."""
+    from generator import store
+    from generator.render import template_dir
+
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
+    template = tmp_path / "template"
+    shutil.copytree(template_dir(), template)
+    for version in ("1.0", "1.1"):
+        (template / "copier.yml").write_text(
+            (template / "copier.yml").read_text() + f"# {version}\n"
+        )
+        source = store.sync(template, store.store_dir(), version=version)
+        counts = store.git(source, "count-objects", "-v").stdout
+        assert "\ncount: 0\n" in f"\n{counts}" and "packs: 1" in counts, counts
+    assert store.tags(source) == ["v1.0", "v1.1"]
 
 
 @pytest.mark.parametrize(

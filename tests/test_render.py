@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import compileall
+import difflib
 import itertools
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import REPO, generate
-from generator import registry
+from generator import jinja_black, registry
 from generator.formatting import format_source
 from generator.spec import ProjectSpec
 
@@ -34,6 +35,25 @@ def tiered(cases: list[tuple], fast: list[tuple]) -> list:
         )
         for case in cases
     ]
+
+
+@pytest.fixture(autouse=True)
+def templates_are_written_formatted(monkeypatch):
+    """Every render here must already be black-formatted before black runs: templates
+    are written as the code they produce, and black at generation time only has work
+    when a user's value (a long name) makes a line long, which keeps `kgen new` fast."""
+
+    def unchanged(source: str) -> str:
+        formatted = format_source(source)
+        diff = difflib.unified_diff(
+            source.splitlines(True), formatted.splitlines(True), "rendered", "black"
+        )
+        assert formatted == source, "template renders unformatted code:\n" + "".join(
+            diff
+        )
+        return formatted
+
+    monkeypatch.setattr(jinja_black, "format_source", unchanged)
 
 
 def expected_files(package: str, data: str) -> set[str]:
