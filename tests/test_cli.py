@@ -206,7 +206,8 @@ def test_a_killed_kgen_new_never_blocks_the_next(tmp_path):
         victim.send_signal(sig)
         victim.wait(timeout=60)
         if sig == signal.SIGTERM:  # cleans up: a whole project or nothing
-            assert victim.returncode in (0, 128 + signal.SIGTERM)
+            # -SIGTERM: stopped while Python started, before kgen's handler existed
+            assert victim.returncode in (0, 128 + signal.SIGTERM, -signal.SIGTERM)
             staged = [p for p in tmp_path.glob(f".killed{number}.*")]
             assert staged == []
             assert (tmp_path / f"killed{number}").exists() == (victim.returncode == 0)
