@@ -19,7 +19,7 @@ def benchmark(cfg: Config, steps: int = 100) -> dict[str, float]:
     keras.utils.set_random_seed(cfg.train.seed)
     keras.mixed_precision.set_global_policy(cfg.train.precision)
     strategy = make_strategy()
-    datasets = data.build_datasets(cfg.data)
+    datasets = data.build_datasets(cfg.data).cached()
     one_batch = datasets.train().take(1).cache().repeat()
     pipeline = images_per_second(
         pipeline_runner(datasets.train()), steps, cfg.data.batch_size

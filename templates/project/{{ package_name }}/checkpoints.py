@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -16,6 +17,8 @@ import tensorflow as tf
 from .artifacts import write_text
 from .config import Config, DataConfig, TrainConfig, save_config
 from .errors import ConfigError, TrainingDiverged, first_line
+
+STARTED = time.monotonic()  # when the command loaded this package, before reading data
 
 
 class TrainingState:
@@ -101,6 +104,20 @@ class TrainingState:
     def save(self, epochs_done: int) -> None:
         self.epoch.assign(epochs_done)
         self._manager.save(checkpoint_number=epochs_done)
+
+
+class FirstStepTime(keras.callbacks.Callback):
+    """Prints how long the command took to finish its first training step: listing and
+    checking the data, building the pipeline and tracing the step included."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done = False
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if not self.done:
+            self.done = True
+            print(f"time to first step: {time.monotonic() - STARTED:.1f} s")
 
 
 class SaveEachEpoch(keras.callbacks.Callback):
@@ -219,6 +236,7 @@ def make_callbacks(
         CSVHistory(outdir / "history.csv", initial_epoch),
         SaveEachEpoch(state),
         keras.callbacks.TensorBoard(outdir / "logs"),
+        FirstStepTime(),
     ]
     if cfg.early_stopping_patience:
         callbacks.append(

@@ -24,7 +24,7 @@ def evaluate(cfg: Config, workdir: Path) -> dict[str, float]:
     """Reload workdir/model.keras and write, next to it: metrics.json, the task's report
     and (from history.csv) training_curves.png."""
     model = load_trained_model(workdir)
-    datasets = data.build_datasets(cfg.data)
+    datasets = data.build_datasets(cfg.data).cached()
     metrics = evaluate_model(model, datasets.val, cfg)
     write_report(model, datasets.val, datasets.output_names, workdir)
     if (workdir / "history.csv").is_file():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+# In a data directory: which of its files decode, by size and modification time.
+CHECKED_FILE = ".image-check.json"
 
 
 def decode(contents: tf.Tensor, channels: int) -> tf.Tensor:
