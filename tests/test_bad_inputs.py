@@ -653,6 +653,14 @@ def test_G119_update_to_zero_epochs(shared_project):
 
 # Generator entries whose test lives with the tests of the same feature.
 GENERATOR_ELSEWHERE = {
+    "P101-prepared-data-of-another-image-size": (
+        "tests/test_data_scale.py::"
+        "test_prepared_data_of_another_size_or_damaged_is_refused"
+    ),
+    "P102-prepared-shard-changed-since-prepare": (
+        "tests/test_data_scale.py::"
+        "test_prepared_data_of_another_size_or_damaged_is_refused"
+    ),
     "G110-full-disk-while-writing-the-project": (
         "tests/test_cli.py::test_a_full_disk_is_one_line_and_leaves_nothing"
     ),
@@ -857,6 +865,28 @@ def test_G120_update_from_a_local_template_that_is_not_kgen_s(shared_project, tm
 # Generated project entries: id -> (train/evaluate arguments, files to create, pattern).
 # "{tmp}" is replaced by a scratch directory; config files are written from the dicts.
 PROJECT = {
+    "P97-cache-choice-unknown": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"cache": "ram"}}},
+        r"data.cache = 'ram' is not valid: must be one of auto, memory, disk, none$",
+    ),
+    "P98-prepared-directory-without-manifest": (
+        ["train", "--prepared", "{tmp}/empty"],
+        {"empty": None},
+        r"'.*empty' holds no prepared data \(manifest.json is missing\); write it with "
+        r"the prepare command$",
+    ),
+    "P99-prepare-into-a-non-empty-directory": (
+        ["prepare", "--output", "{tmp}/full"],
+        {"full": None, "full/notes.txt": "mine"},
+        r"--output '.*full' exists and is not an empty directory; give a new directory$",
+    ),
+    "P100-prepared-manifest-damaged": (
+        ["train", "--prepared", "{tmp}/shards"],
+        {"shards": None, "shards/manifest.json": "{not json"},
+        r"cannot read '.*shards/manifest.json' \(Expecting .*\); prepare the "
+        r"data again$",
+    ),
     "P01-config-unknown-key": (
         ["train", "--config", "{tmp}/c.json"],
         {"c.json": {"train": {"epoch": 3}}},

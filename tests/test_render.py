@@ -81,6 +81,7 @@ def expected_files(package: str, data: str) -> set[str]:
                 "model",
                 "optimization",
                 "predict",
+                "prepared",
                 "report",
                 "sources",
                 "task",

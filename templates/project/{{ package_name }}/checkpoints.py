@@ -176,6 +176,7 @@ def read_history(path: Path) -> list[dict]:
 
 # What decides which examples are in the validation split.
 SPLIT_KEYS = (
+    "prepared",
     "data_dir",
     "name",
     "train_split",
