@@ -172,5 +172,7 @@ def test_a_restart_decodes_only_new_or_changed_images(folder_project, tmp_path):
     assert decoded() == []
     (project / "data" / "class_1" / "3.jpg").write_bytes(b"damaged")
     assert decoded() == ["decoding 1"]
-    check = json.loads((project / "data" / ".image-check.json").read_text())
-    assert check["files"]["class_1/3.jpg"][2] is False
+    remembered = project / "data" / ".image-check.json"
+    assert json.loads(remembered.read_text())["files"]["class_1/3.jpg"][2] is False
+    remembered.write_bytes(b"\xff{damaged")  # then nothing is known: all are checked
+    assert decoded() == ["decoding 160"]
