@@ -5,7 +5,8 @@ What a user waits for, not a train step in isolation: each case is a generated p
 `python -m <pkg> train`, for a short and a long run; the difference of the two wall
 times, divided by the extra epochs, is the steady-state time of one epoch *including*
 its validation pass, checkpoint, history row and callbacks, while start-up, data
-loading and tracing cancel out. Also prints the validation accuracy of the long run, so
+loading and tracing cancel out (images/s counts one pass over the training split per
+epoch; fit's epoch may be a few steps longer, see loop.py). Also prints the validation accuracy of the long run, so
 a faster precision that learns less shows up next to its speed.
 
     python benchmarks/cli_speed.py [--cases simple_cnn,mobilenet_v3_small,resnet50]
@@ -31,7 +32,7 @@ from generator.spec import ProjectSpec
 CASES = {
     "simple_cnn": (
         5,
-        25,
+        45,
         [
             ("fit", "float32"),
             ("custom", "float32"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import compileall
 import difflib
 import itertools
@@ -471,3 +472,26 @@ def test_black_check_agrees_with_in_process_formatting(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_fit_rounds_a_pass_up_to_long_compiled_calls(tmp_path):
+    """fit's epoch (one pass, 23 steps for the sample) is rounded up so each compiled
+    call runs limit/2..limit steps: exhaustively, for every pass length and limit."""
+    project = generate(tmp_path, "proj", loop="fit")
+    tree = ast.parse(read(project, "loop"))
+    namespace: dict = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "_long_calls":
+            exec(compile(ast.Module([node], []), "loop.py", "exec"), namespace)
+    long_calls = namespace["_long_calls"]
+    assert long_calls(23, 16) == 24  # 2 calls of 12 instead of 23 of 1
+    for limit in range(1, 33):
+        for steps in range(1, 400):
+            total = long_calls(steps, limit)
+            assert steps <= total < steps + max(1, (limit + 1) // 2)
+            if steps > limit:
+                assert any(
+                    total % size == 0 for size in range((limit + 1) // 2, limit + 1)
+                )
+            else:
+                assert total == steps
