@@ -26,9 +26,7 @@ def write_text(path: Path, text: str) -> None:
         "w", dir=path.parent, prefix=f".{path.name}.", delete=False
     ) as tmp:
         tmp.write(text)
-    os.chmod(
-        tmp.name, 0o666 & ~_umask()
-    )  # as open() would; the temporary file is private
+    os.chmod(tmp.name, 0o666 & ~_umask())  # as open() would; the temporary is private
     os.replace(tmp.name, path)
 
 

@@ -44,9 +44,8 @@ class TrainingState:
             )
             (directory / "checkpoint").unlink()
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        model.optimizer.build(
-            model.trainable_variables
-        )  # its slots exist before restore
+        # The optimizer's slots must exist before a restore.
+        model.optimizer.build(model.trainable_variables)
         # The learning rate comes from the config (a resumed run may change it).
         optimizer = [v for v in model.optimizer.variables if v.name != "learning_rate"]
         self._checkpoint = tf.train.Checkpoint(

@@ -24,9 +24,8 @@ from .errors import ConfigError, DataError
 
 MANIFEST = "manifest.json"
 FORMAT = 1
-SHARD_BYTES = (
-    128 * 2**20
-)  # files of 100 MB or more read best (tf.data performance guide)
+# Files of 100 MB or more read best (tf.data performance guide).
+SHARD_BYTES = 128 * 2**20
 
 
 def write_prepared(
