@@ -51,6 +51,9 @@ import threading
 import time
 from pathlib import Path
 
+from generator.render import create_project
+from generator.spec import ProjectSpec
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 NUM_CLASSES = 10
@@ -217,35 +220,19 @@ def decode_rate(paths: list[str], resize: bool) -> float:
     return statistics.median(rates)
 
 
-def kgen_command() -> list[str]:
-    script = Path(sys.executable).parent / "kgen"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "generator"]
-
-
 def make_project(work: Path) -> Path:
-    """A fresh project from the installed kgen, for folder data at 64x64x3, 10 classes."""
+    """A fresh project from kgen, for folder data at 64x64x3, 10 classes."""
     project = work / "scale-bench"
     shutil.rmtree(project, ignore_errors=True)
-    subprocess.run(
-        [
-            *kgen_command(),
-            "new",
-            str(project),
-            "--data",
-            "folder",
-            "--arch",
-            "simple_cnn",
-            "--image-size",
-            str(IMAGE_SIZE),
-            "--channels",
-            "3",
-            "--num-classes",
-            str(NUM_CLASSES),
-            "--defaults",
-        ],
-        check=True,
-        capture_output=True,
+    spec = ProjectSpec(
+        project_name=project.name,
+        data="folder",
+        arch="simple_cnn",
+        image_size=IMAGE_SIZE,
+        channels=3,
+        num_classes=NUM_CLASSES,
     )
+    create_project(spec.resolve(), project)
     return project
 
 

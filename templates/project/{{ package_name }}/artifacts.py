@@ -22,12 +22,17 @@ OUTPUT_NAMES_FILE = "output_names.json"
 def write_text(path: Path, text: str) -> None:
     """Write via a temporary file and a rename: a crash never leaves a truncated file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
+    tmp = tempfile.NamedTemporaryFile(
         "w", dir=path.parent, prefix=f".{path.name}.", delete=False
-    ) as tmp:
-        tmp.write(text)
-    os.chmod(tmp.name, 0o666 & ~_umask())  # as open() would; the temporary is private
-    os.replace(tmp.name, path)
+    )
+    try:
+        with tmp:
+            tmp.write(text)
+        os.chmod(tmp.name, 0o666 & ~_umask())  # as open() would: tmp is private
+        os.replace(tmp.name, path)
+    except BaseException:  # a full disk, say: no temporary file is left behind
+        os.unlink(tmp.name)
+        raise
 
 
 def _umask() -> int:
