@@ -421,7 +421,8 @@ def test_kgen_new_killed_at_random_points(tmp_path):
 
 def test_the_store_keeps_its_versions_packed(tmp_path, monkeypatch):
     """Each new template version is packed: copier clones the store for every render,
-    and a clone of loose objects (hundreds of directories) is slow to make and remove."""
+    and a clone of loose objects (hundreds of directories) is slow to make and remove.
+    """
     from generator import store
     from generator.render import template_dir
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_python
+from conftest import free_ports, run_python
 
 pytestmark = pytest.mark.slow
 
@@ -91,22 +90,10 @@ def test_sync_batchnorm_makes_two_devices_match_one(project_factory, tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-3)
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
-def test_multiworker_two_processes_train_and_only_the_chief_writes(
-    project_factory, tmp_path
-):
-    project = project_factory("proj", loop="custom", strategy="multiworker")
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    out = tmp_path / "run"
+def _run_two_workers(arguments: list[str], cwd: Path) -> list[str]:
+    """Run `python ARGUMENTS` as the two workers of a cluster on 127.0.0.1; their
+    outputs, once both exited with 0."""
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = []
     for index in range(2):
         tf_config = {
@@ -118,8 +105,29 @@ def test_multiworker_two_processes_train_and_only_the_chief_writes(
             "TF_CONFIG": json.dumps(tf_config),
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
-        command = [
-            sys.executable,
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, *arguments],
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr[-3000:]
+    return [stdout for stdout, _ in outputs]
+
+
+def test_multiworker_two_processes_train_and_only_the_chief_writes(
+    project_factory, tmp_path
+):
+    project = project_factory("proj", loop="custom", strategy="multiworker")
+    out = tmp_path / "run"
+    _run_two_workers(
+        [
             "-m",
             "proj",
             "train",
@@ -131,20 +139,9 @@ def test_multiworker_two_processes_train_and_only_the_chief_writes(
             "16",
             "--output-dir",
             str(out),
-        ]
-        processes.append(
-            subprocess.Popen(
-                command,
-                cwd=project,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    outputs = [process.communicate(timeout=600) for process in processes]
-    for process, (_, stderr) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, stderr[-3000:]
+        ],
+        project,
+    )
     for name in ["model.keras", "metrics.json", "history.csv", "config.json"]:
         assert (out / name).is_file(), name
     import keras
@@ -154,6 +151,90 @@ def test_multiworker_two_processes_train_and_only_the_chief_writes(
     metrics = json.loads((out / "metrics.json").read_text())
     assert np.isfinite(metrics["val_loss"])
     assert len((out / "history.csv").read_text().splitlines()) == 2  # written once
+
+
+# One worker's share of the training stream: the pixel value (the image's id) of every
+# example it trains on in two epochs, read through the loop's own distributed dataset,
+# from step 0 and resumed at the second epoch.
+SHARD_DRIVER = """
+import json, sys
+import numpy as np
+from proj.config import load_config
+from proj.data import build_datasets, normalize
+from proj.distribute import input_pipeline, make_strategy
+
+strategy = make_strategy()
+cfg = load_config(overrides=json.loads(sys.argv[1])).data
+datasets = build_datasets(cfg, *input_pipeline(strategy))
+
+def ids(start_step, steps):
+    stream = iter(datasets.distributed_train(strategy, start_step))
+    seen = []
+    for _ in range(steps):
+        images, _ = next(stream)
+        for local in strategy.experimental_local_results(images):
+            seen += np.asarray(local)[:, 0, 0, 0].tolist()
+    return seen
+
+values = np.asarray(normalize(np.arange(256, dtype=np.uint8)[:, None, None, None]))
+steps = datasets.steps_per_epoch
+print(json.dumps({
+    "values": values[:, 0, 0, 0].tolist(),
+    "epochs": ids(0, 2 * steps),
+    "resumed": ids(steps, steps),
+    "steps": steps,
+    "num_train": datasets.num_train,
+    "val": [float(x) for images, _ in datasets.val for x in images[:, 0, 0, 0]],
+}))
+"""
+
+
+def test_two_workers_each_read_half_and_together_every_example_once_per_epoch(
+    project_factory, tmp_path
+):
+    """An index split of a folder: each worker trains on its own 20 of the 40 training
+    images per epoch, and together on all of them once; a resumed stream goes on where
+    the uninterrupted one was."""
+    project = project_factory(
+        "proj", data="folder", loop="custom", strategy="multiworker"
+    )
+    from PIL import Image
+
+    for index in range(50):  # image i: every pixel i, so pixels name the image
+        folder = tmp_path / "data" / f"class_{index % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = np.full((8, 8, 3), index, np.uint8)
+        Image.fromarray(pixels).save(folder / f"{index}.png")
+    overrides = {
+        "data.data_dir": str(tmp_path / "data"),
+        "data.num_outputs": 2,
+        "data.batch_size": 8,
+        "data.validation_split": 0.2,
+        "data.image_size": 32,
+    }
+    outputs = _run_two_workers(["-c", SHARD_DRIVER, json.dumps(overrides)], project)
+    workers = [json.loads(output.strip().splitlines()[-1]) for output in outputs]
+    value_ids = {
+        round(value, 5): pixel for pixel, value in enumerate(workers[0]["values"])
+    }
+
+    def named(values: list[float]) -> list[int]:
+        return [value_ids[round(value, 5)] for value in values]
+
+    training = set(range(50)) - set(named(workers[0]["val"]))
+    assert len(training) == 40
+    per_epoch = 20  # 5 steps of 4 images on each worker
+    for worker in workers:
+        assert worker["steps"] == 5 and worker["num_train"] == per_epoch
+        assert named(worker["resumed"]) == named(worker["epochs"])[per_epoch:]
+    for epoch in range(2):
+        parts = [
+            named(worker["epochs"])[epoch * per_epoch : (epoch + 1) * per_epoch]
+            for worker in workers
+        ]
+        assert all(len(set(part)) == per_epoch for part in parts)  # each image once
+        assert not set(parts[0]) & set(parts[1])  # the workers' parts are disjoint
+        assert set(parts[0]) | set(parts[1]) == training
 
 
 def test_fit_with_multiworker_is_refused_at_generation(tmp_path):

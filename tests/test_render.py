@@ -83,6 +83,7 @@ def expected_files(package: str, data: str) -> set[str]:
                 "optimization",
                 "predict",
                 "prepared",
+                "data_service",
                 "report",
                 "sources",
                 "task",

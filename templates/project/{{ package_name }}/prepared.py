@@ -33,10 +33,12 @@ def write_prepared(
     output_names: list[str],
     cfg: DataConfig,
     output: Path,
+    shard_bytes: int = SHARD_BYTES,
 ) -> dict[str, Any]:
-    """Write each split's (uint8 image, label) examples as shards in the new directory
-    `output`, then the manifest; returns the manifest. Nothing is left at `output` on
-    failure: the shards are written beside it and moved into place at the end."""
+    """Write each split's (uint8 image, label) examples as shards of about
+    `shard_bytes` in the new directory `output`, then the manifest; returns the
+    manifest. Nothing is left at `output` on failure: the shards are written beside
+    it and moved into place at the end."""
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise ConfigError(
             f"--output {str(output)!r} exists and is not an empty directory; "
@@ -55,7 +57,9 @@ def write_prepared(
             "label_dtype": label_spec.dtype.name,
             "output_names": output_names,
             "splits": {
-                name: _write_split(examples, name, scratch, math.prod(image_shape))
+                name: _write_split(
+                    examples, name, scratch, shard_bytes // math.prod(image_shape)
+                )
                 for name, examples in splits.items()
             },
             "data": dataclasses.asdict(cfg),
@@ -70,9 +74,9 @@ def write_prepared(
 
 
 def _write_split(
-    examples: tf.data.Dataset, name: str, directory: Path, image_bytes: int
+    examples: tf.data.Dataset, name: str, directory: Path, per_shard: int
 ) -> dict[str, Any]:
-    per_shard = max(1, SHARD_BYTES // image_bytes)
+    per_shard = max(1, per_shard)
     count = int(examples.cardinality())
     num_shards = max(1, math.ceil(count / per_shard))
     shards = []
@@ -143,9 +147,15 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 
 
 def read_prepared(
-    directory: Path, cfg: DataConfig
-) -> tuple[tf.data.Dataset, tf.data.Dataset, list[str]]:
-    """Both prepared splits as (uint8 image, label) examples, and the output names."""
+    directory: Path, cfg: DataConfig, worker: int = 0, num_workers: int = 1
+) -> tuple[tf.data.Dataset, tf.data.Dataset, list[str], int]:
+    """This worker's part of the prepared training split, the validation split (both
+    as (uint8 image, label) examples), the output names and the training split's size.
+
+    Workers divide the training shards between them when there are enough (each reads
+    only its own files), else every worker reads the files and keeps every
+    num_workers-th example.
+    """
     manifest = read_manifest(directory)
     image_shape = [cfg.image_size, cfg.image_size, cfg.channels]
     if manifest["image_shape"] != image_shape:
@@ -167,8 +177,7 @@ def read_prepared(
         label = tf.reshape(tf.cast(example["label"], label_dtype), label_shape)
         return image, label
 
-    def split(name: str) -> tf.data.Dataset:
-        shards = manifest["splits"][name]["shards"]
+    def examples(shards: list[dict[str, Any]], part: slice) -> tf.data.Dataset:
         files = [str(directory / shard["file"]) for shard in shards]
         records = tf.data.Dataset.from_tensor_slices(files).interleave(
             tf.data.TFRecordDataset,
@@ -176,9 +185,21 @@ def read_prepared(
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
-        count = manifest["splits"][name]["count"]
-        return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE).apply(
-            tf.data.experimental.assert_cardinality(count)
+        count = len(range(sum(shard["count"] for shard in shards))[part])
+        return (
+            records.shard(part.step, part.start)
+            .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+            .apply(tf.data.experimental.assert_cardinality(count))
         )
 
-    return split("train"), split("val"), manifest["output_names"]
+    train_shards = manifest["splits"]["train"]["shards"]
+    if len(train_shards) >= num_workers:
+        train = examples(train_shards[worker::num_workers], slice(0, None, 1))
+    else:
+        train = examples(train_shards, slice(worker, None, num_workers))
+    return (
+        train,
+        examples(manifest["splits"]["val"]["shards"], slice(0, None, 1)),
+        manifest["output_names"],
+        manifest["splits"]["train"]["count"],
+    )
