@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO, generate, run_python
+from conftest import REPO, free_ports, generate, run_python
 from generator import cli
 
 # id -> (kgen new options, message pattern). The project directory is "proj".
@@ -886,6 +887,28 @@ PROJECT = {
         {"shards": None, "shards/manifest.json": "{not json"},
         r"cannot read '.*shards/manifest.json' \(Expecting .*\); prepare the "
         r"data again$",
+    ),
+    "P103-service-dispatcher-not-answering": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"service": "grpc://127.0.0.1:1"}}},
+        r"no tf.data service dispatcher answers at 'grpc://127.0.0.1:1' \(Connection "
+        r"refused\); start one with the data-service command$",
+    ),
+    "P104-service-not-an-address": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"service": "grpc://dispatcher"}}},
+        r"data.service = 'grpc://dispatcher' is not an address like grpc://host:5050$",
+    ),
+    "P105-service-with-deterministic-ops": (
+        ["train", "--config", "{tmp}/c.json"],
+        {
+            "c.json": {
+                "data": {"service": "grpc://127.0.0.1:1"},
+                "train": {"deterministic": True},
+            }
+        },
+        r"train.deterministic cannot be kept with data.service: the service's workers "
+        r"deliver examples in no fixed order$",
     ),
     "P01-config-unknown-key": (
         ["train", "--config", "{tmp}/c.json"],
@@ -1772,6 +1795,30 @@ def test_P94_second_train_on_a_busy_output_directory(project, tmp_path):
 
 
 @pytest.mark.slow
+def test_P106_data_service_on_a_port_in_use(project):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_python(
+            "-m", "proj", "data-service", "--port", str(port), cwd=project
+        )
+    assert_project_refused(
+        result, rf"port {port} is not free \(.*\); choose another --port$"
+    )
+
+
+def test_P107_data_service_worker_without_a_dispatcher(project):
+    [port] = free_ports(1)
+    command = ["data-service", "--port", str(port), "--dispatcher", "127.0.0.1:1"]
+    result = run_python("-m", "proj", *command, cwd=project)
+    assert_project_refused(
+        result,
+        r"no tf.data service dispatcher answers at '127.0.0.1:1' \(Connection "
+        r"refused\); start one with the data-service command$",
+    )
+
+
 def test_P95_grayscale_bmp_and_gif_in_a_one_channel_folder_project(tmp_path):
     from PIL import Image
 

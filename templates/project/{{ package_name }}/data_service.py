@@ -7,7 +7,7 @@ import socket
 
 import tensorflow as tf
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 service = tf.data.experimental.service
 
@@ -16,16 +16,18 @@ def serve(port: int, dispatcher: str | None, address: str | None) -> None:
     """Run a dispatcher on `port` (no `dispatcher` given), or a worker that registers
     with `dispatcher` ("host:port") and tells clients to reach it at `address`; until
     interrupted."""
+    _check_free(port)
+    host = address or socket.getfqdn()
     if dispatcher is None:
         server = service.DispatchServer(service.DispatcherConfig(port=port))
-        host = address or socket.getfqdn()
         print(f"dispatcher: train with data.service = 'grpc://{host}:{port}'")
-        print(f"workers: data-service --dispatcher {host}:{port}")
+        print(f"workers: data-service --port PORT --dispatcher {host}:{port}")
     else:
+        _check_reachable(dispatcher, "--dispatcher")
         server = service.WorkerServer(
             service.WorkerConfig(
-                dispatcher_address=dispatcher,
-                worker_address=f"{address or socket.getfqdn()}:%port%",
+                dispatcher_address=dispatcher.removeprefix("grpc://"),
+                worker_address=f"{host}:%port%",
                 port=port,
             )
         )
@@ -37,7 +39,7 @@ def distribute(examples: tf.data.Dataset, dispatcher: str) -> tf.data.Dataset:
     """`examples` produced by the service's workers: each worker takes the next part
     of the split when it is free (dynamic sharding), so every example arrives once
     per pass, in no fixed order."""
-    _check_reachable(dispatcher)
+    _check_reachable(dispatcher, "data.service =")
     count = int(examples.cardinality())
     return examples.apply(
         service.distribute(
@@ -46,17 +48,30 @@ def distribute(examples: tf.data.Dataset, dispatcher: str) -> tf.data.Dataset:
     ).apply(tf.data.experimental.assert_cardinality(count))
 
 
-def _check_reachable(dispatcher: str) -> None:
+def _check_free(port: int) -> None:
+    """Refuse a port in use: gRPC would share it with the other server (SO_REUSEPORT)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("", port))
+        except OSError as error:
+            raise ConfigError(
+                f"port {port} is not free ({error.strerror}); choose another --port"
+            ) from None
+
+
+def _check_reachable(dispatcher: str, name: str) -> None:
     """Refuse a dispatcher that does not answer (TensorFlow would wait for it forever)."""
     host, _, port = dispatcher.removeprefix("grpc://").rpartition(":")
+    host = host.strip("[]")  # an IPv6 address: [::1]:5050
+    if not (host and port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError(
+            f"{name} {dispatcher!r} is not an address like grpc://host:5050"
+        )
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
-    except ValueError:
+    except (OSError, UnicodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
         raise DataError(
-            f"data.service = {dispatcher!r} is not an address like grpc://host:5050"
-        ) from None
-    except OSError as error:
-        raise DataError(
-            f"no tf.data service dispatcher answers at {dispatcher!r}: "
-            f"{error.strerror or error}; start one with the data-service command"
+            f"no tf.data service dispatcher answers at {dispatcher!r} ({reason}); "
+            "start one with the data-service command"
         ) from None
