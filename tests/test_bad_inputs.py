@@ -1325,6 +1325,9 @@ ELSEWHERE = {
     "P18-resume-from-another-architecture": (
         "tests/test_reliability.py::test_resuming_from_another_architecture_is_refused"
     ),
+    "P108-resume-after-the-data-changed": (
+        "tests/test_data_scale.py::test_resuming_after_the_data_changed_is_refused"
+    ),
     "P19-loss-becomes-nan": (
         "tests/test_reliability.py::"
         "test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint"
@@ -1795,6 +1798,7 @@ def test_P94_second_train_on_a_busy_output_directory(project, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.slow  # keeps the fast tier within its budget
 def test_P106_data_service_on_a_port_in_use(project):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -1808,6 +1812,7 @@ def test_P106_data_service_on_a_port_in_use(project):
     )
 
 
+@pytest.mark.slow  # keeps the fast tier within its budget
 def test_P107_data_service_worker_without_a_dispatcher(project):
     [port] = free_ports(1)
     command = ["data-service", "--port", str(port), "--dispatcher", "127.0.0.1:1"]

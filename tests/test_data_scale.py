@@ -271,3 +271,26 @@ def test_the_tf_data_service_serves_the_same_examples_and_trains(
     # images moves in steps of 1/32, so compare the loss.
     assert float(served[-1]["val_loss"]) < 1.0
     assert float(served[-1]["val_loss"]) < 1.5 * float(local[-1]["val_loss"])
+
+
+def test_resuming_after_the_data_changed_is_refused(folder_project, tmp_path):
+    """Images added to the folder change the split: resuming would train on images
+    the first epochs validated on, so the run refuses; a new run uses all of them (its
+    disk cache is not the old run's)."""
+    project = folder_project
+    settings = config(tmp_path, "disk", cache="disk")
+    run = tmp_path / "run"
+    train(project, run, "--config", str(settings), "--epochs", "1")
+    write_folder(tmp_path / "more", classes=4, per_class=10)
+    for folder in (tmp_path / "more").iterdir():
+        for image in folder.iterdir():
+            image.rename(project / "data" / folder.name / f"more-{image.name}")
+    result = run_python(
+        "-m", "proj", "train", "--config", str(settings), "--output-dir", str(run),
+        cwd=project,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "the data has changed since the run in" in result.stderr
+    assert "train 128 and val 32 examples then, 160 and 40 now" in result.stderr
+    new = train(project, tmp_path / "new", "--config", str(settings), "--epochs", "1")
+    assert "data cache: disk (train 160 + val 40 images" in new.stdout

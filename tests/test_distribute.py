@@ -126,6 +126,9 @@ def test_multiworker_two_processes_train_and_only_the_chief_writes(
 ):
     project = project_factory("proj", loop="custom", strategy="multiworker")
     out = tmp_path / "run"
+    # 353 validation images: the last batch of 16 holds 1, fewer than the workers.
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"data": {"validation_split": 353 / 1797}}))
     _run_two_workers(
         [
             "-m",
@@ -137,6 +140,8 @@ def test_multiworker_two_processes_train_and_only_the_chief_writes(
             "3",
             "--batch-size",
             "16",
+            "--config",
+            str(config),
             "--output-dir",
             str(out),
         ],
@@ -151,6 +156,13 @@ def test_multiworker_two_processes_train_and_only_the_chief_writes(
     metrics = json.loads((out / "metrics.json").read_text())
     assert np.isfinite(metrics["val_loss"])
     assert len((out / "history.csv").read_text().splitlines()) == 2  # written once
+    # The workers' validation metrics are those of the whole split: one process
+    # evaluating the saved model on it agrees.
+    result = run_python("-m", "proj", "evaluate", "--output-dir", str(out), cwd=project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    alone = json.loads((out / "metrics.json").read_text())
+    assert alone["val_accuracy"] == pytest.approx(metrics["val_accuracy"], abs=1e-6)
+    assert alone["val_loss"] == pytest.approx(metrics["val_loss"], rel=1e-5)
 
 
 # One worker's share of the training stream: the pixel value (the image's id) of every

@@ -185,20 +185,35 @@ SPLIT_KEYS = (
 )
 
 
-def check_same_split(saved_config: Path, cfg: DataConfig) -> None:
-    """A resumed run must split the data as before: else validation images of the
+# The number of training and validation examples the run started with.
+SPLIT_FILE = "split.json"
+
+
+def check_same_split(outdir: Path, cfg: DataConfig, sizes: dict[str, int]) -> None:
+    """A resumed run must split the same data as before: else validation images of the
     first epochs would be trained on in the next ones, silently."""
     try:
-        saved = json.loads(saved_config.read_text())["data"]
+        saved = json.loads((outdir / "config.json").read_text())["data"]
     except (OSError, ValueError, KeyError, TypeError):
-        return  # no readable record of the earlier settings: nothing to compare
+        saved = {}  # no readable record of the earlier settings: nothing to compare
     for key in SPLIT_KEYS:
         if key in saved and hasattr(cfg, key) and saved[key] != getattr(cfg, key):
             raise ConfigError(
-                f"the run in {str(saved_config.parent)!r} was trained with data.{key} = "
+                f"the run in {str(outdir)!r} was trained with data.{key} = "
                 f"{saved[key]!r}; resuming with {getattr(cfg, key)!r} would mix its "
                 "validation images into training (use the same value, or a new --output-dir)"
             )
+    try:
+        before = json.loads((outdir / SPLIT_FILE).read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(before, dict) and before != sizes:
+        raise ConfigError(
+            f"the data has changed since the run in {str(outdir)!r} started (train "
+            f"{before.get('train')} and val {before.get('val')} examples then, "
+            f"{sizes['train']} and {sizes['val']} now); resuming would mix validation "
+            "images into training (restore the data, or use a new --output-dir)"
+        )
 
 
 def check_finite(logs: dict[str, float], state: TrainingState) -> None:
@@ -212,16 +227,18 @@ def check_finite(logs: dict[str, float], state: TrainingState) -> None:
 
 
 def resume(
-    state: TrainingState, cfg: Config, outdir: Path
+    state: TrainingState, cfg: Config, outdir: Path, sizes: dict[str, int]
 ) -> tuple[int, list[keras.callbacks.Callback]]:
-    """Restore the run in outdir and check it may go on, then save this run's config:
-    the epochs already done and the callbacks of those to come. Nothing is written
-    before the checks, so a foreign, finished or damaged run stays untouched."""
+    """Restore the run in outdir and check it may go on (same split of the same number
+    of examples, `sizes`), then save this run's config and sizes: the epochs already
+    done and the callbacks of those to come. Nothing is written before the checks, so
+    a foreign, finished or damaged run stays untouched."""
     initial_epoch = state.restore(cfg.train.epochs)
     if initial_epoch:
-        check_same_split(outdir / "config.json", cfg.data)
+        check_same_split(outdir, cfg.data, sizes)
     callbacks = make_callbacks(outdir, state, initial_epoch, cfg.train)  # reads history
     save_config(cfg, outdir / "config.json")
+    write_text(outdir / SPLIT_FILE, json.dumps(sizes))
     return initial_epoch, callbacks
 
 

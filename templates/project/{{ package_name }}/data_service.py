@@ -7,7 +7,7 @@ import socket
 
 import tensorflow as tf
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, first_line
 
 service = tf.data.experimental.service
 
@@ -21,7 +21,9 @@ def serve(port: int, dispatcher: str | None, address: str | None) -> None:
     if dispatcher is None:
         server = service.DispatchServer(service.DispatcherConfig(port=port))
         print(f"dispatcher: train with data.service = 'grpc://{host}:{port}'")
-        print(f"workers: data-service --port PORT --dispatcher {host}:{port}")
+        print(
+            f"workers: data-service --port PORT --dispatcher {host}:{port}", flush=True
+        )
     else:
         _check_reachable(dispatcher, "--dispatcher")
         server = service.WorkerServer(
@@ -31,7 +33,7 @@ def serve(port: int, dispatcher: str | None, address: str | None) -> None:
                 port=port,
             )
         )
-        print(f"worker for {dispatcher} on port {port}")
+        print(f"worker for {dispatcher} on port {port}", flush=True)
     server.join()
 
 
@@ -40,12 +42,20 @@ def distribute(examples: tf.data.Dataset, dispatcher: str) -> tf.data.Dataset:
     of the split when it is free (dynamic sharding), so every example arrives once
     per pass, in no fixed order."""
     _check_reachable(dispatcher, "data.service =")
+    print(f"data service: {dispatcher} (training waits while it has no workers)")
     count = int(examples.cardinality())
-    return examples.apply(
-        service.distribute(
-            processing_mode=service.ShardingPolicy.DYNAMIC, service=dispatcher
+    try:
+        served = examples.apply(
+            service.distribute(
+                processing_mode=service.ShardingPolicy.DYNAMIC, service=dispatcher
+            )
         )
-    ).apply(tf.data.experimental.assert_cardinality(count))
+    except tf.errors.OpError as error:  # e.g. a worker's port instead
+        raise DataError(
+            f"data.service = {dispatcher!r} is not a tf.data service dispatcher "
+            f"({first_line(error)})"
+        ) from None
+    return served.apply(tf.data.experimental.assert_cardinality(count))
 
 
 def _check_free(port: int) -> None:
@@ -62,7 +72,9 @@ def _check_free(port: int) -> None:
 def _check_reachable(dispatcher: str, name: str) -> None:
     """Refuse a dispatcher that does not answer (TensorFlow would wait for it forever)."""
     host, _, port = dispatcher.removeprefix("grpc://").rpartition(":")
-    host = host.strip("[]")  # an IPv6 address: [::1]:5050
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        host = ""  # an IPv6 address needs brackets: [::1]:5050
+    host = host.strip("[]")
     if not (host and port.isdigit() and 0 < int(port) < 65536):
         raise ConfigError(
             f"{name} {dispatcher!r} is not an address like grpc://host:5050"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def evaluate(cfg: Config, workdir: Path) -> dict[str, float]:
     """Reload workdir/model.keras and write, next to it: metrics.json, the task's report
     and (from history.csv) training_curves.png."""
     model = load_trained_model(workdir)
-    datasets = data.build_datasets(cfg.data).cached()
+    # Only the validation split is read: locally, even after a run on data.service.
+    local = dataclasses.replace(cfg.data, service=None)
+    datasets = data.build_datasets(local).cached()
     metrics = evaluate_model(model, datasets.val, cfg)
     write_report(model, datasets.val, datasets.output_names, workdir)
     if (workdir / "history.csv").is_file():

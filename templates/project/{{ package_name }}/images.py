@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import tensorflow as tf
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -28,3 +30,18 @@ def decode(contents: tf.Tensor, channels: int) -> tf.Tensor:
         ),
         lambda: tf.io.decode_image(contents, channels=1, expand_animations=False),
     )
+
+
+def image_files(folder: str) -> list[str]:
+    """The image files in `folder` and its subfolders (not FIFOs, not hidden ones such
+    as .ipynb_checkpoints; symbolic links to folders are not followed)."""
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                found += image_files(entry.path)
+            elif entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file():
+                found.append(entry.path)
+    return found

@@ -76,9 +76,10 @@ def write_prepared(
 def _write_split(
     examples: tf.data.Dataset, name: str, directory: Path, per_shard: int
 ) -> dict[str, Any]:
-    per_shard = max(1, per_shard)
     count = int(examples.cardinality())
-    num_shards = max(1, math.ceil(count / per_shard))
+    num_shards = max(1, math.ceil(count / max(1, per_shard)))
+    # Equal shards but the last, which is at most num_shards - 1 examples short.
+    per_shard = math.ceil(count / num_shards)
     shards = []
     batches = examples.batch(per_shard).prefetch(1).as_numpy_iterator()
     for index, (images, labels) in enumerate(batches):
@@ -152,9 +153,9 @@ def read_prepared(
     """This worker's part of the prepared training split, the validation split (both
     as (uint8 image, label) examples), the output names and the training split's size.
 
-    Workers divide the training shards between them when there are enough (each reads
-    only its own files), else every worker reads the files and keeps every
-    num_workers-th example.
+    Workers divide the training shards between them when each can have as many (each
+    reads only its own files, and their parts differ by a few examples at most), else
+    every worker reads all files and keeps every num_workers-th example.
     """
     manifest = read_manifest(directory)
     image_shape = [cfg.image_size, cfg.image_size, cfg.channels]
@@ -193,7 +194,7 @@ def read_prepared(
         )
 
     train_shards = manifest["splits"]["train"]["shards"]
-    if len(train_shards) >= num_workers:
+    if len(train_shards) % num_workers == 0:
         train = examples(train_shards[worker::num_workers], slice(0, None, 1))
     else:
         train = examples(train_shards, slice(worker, None, num_workers))
