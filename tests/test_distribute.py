@@ -174,13 +174,14 @@ import numpy as np
 from proj.config import load_config
 from proj.data import build_datasets, normalize
 from proj.distribute import input_pipeline, make_strategy
+from proj.loop import distributed_train
 
 strategy = make_strategy()
 cfg = load_config(overrides=json.loads(sys.argv[1])).data
 datasets = build_datasets(cfg, *input_pipeline(strategy))
 
 def ids(start_step, steps):
-    stream = iter(datasets.distributed_train(strategy, start_step))
+    stream = iter(distributed_train(datasets, strategy, start_step))
     seen = []
     for _ in range(steps):
         images, _ = next(stream)
