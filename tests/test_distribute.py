@@ -156,6 +156,13 @@ def test_multiworker_two_processes_train_and_only_the_chief_writes(
     metrics = json.loads((out / "metrics.json").read_text())
     assert np.isfinite(metrics["val_loss"])
     assert len((out / "history.csv").read_text().splitlines()) == 2  # written once
+    # Both workers resume at epoch 1 (the others from a copy of the chief's run): a
+    # worker that started over would run other steps, and the collectives would hang.
+    resume = ["--epochs", "2", "--steps-per-epoch", "3", "--batch-size", "16"]
+    options = ["--config", str(config), "--output-dir", str(out)]
+    _run_two_workers(["-m", "proj", "train", *resume, *options], project)
+    assert len((out / "history.csv").read_text().splitlines()) == 3
+    metrics = json.loads((out / "metrics.json").read_text())
     # The workers' validation metrics are those of the whole split: one process
     # evaluating the saved model on it agrees.
     result = run_python("-m", "proj", "evaluate", "--output-dir", str(out), cwd=project)
@@ -195,6 +202,7 @@ print(json.dumps({
     "values": values[:, 0, 0, 0].tolist(),
     "epochs": ids(0, 2 * steps),
     "resumed": ids(steps, steps),
+    "mid_epoch": ids(3, 2),
     "steps": steps,
     "num_train": datasets.num_train,
     "val": [float(x) for images, _ in datasets.val for x in images[:, 0, 0, 0]],
@@ -206,8 +214,8 @@ def test_two_workers_each_read_half_and_together_every_example_once_per_epoch(
     project_factory, tmp_path
 ):
     """An index split of a folder: each worker trains on its own 20 of the 40 training
-    images per epoch, and together on all of them once; a resumed stream goes on where
-    the uninterrupted one was."""
+    images per epoch, and together on all of them once; a stream resumed at a step
+    (an epoch's start, or 3 steps into one) goes on where the uninterrupted one was."""
     project = project_factory(
         "proj", data="folder", loop="custom", strategy="multiworker"
     )
@@ -240,6 +248,7 @@ def test_two_workers_each_read_half_and_together_every_example_once_per_epoch(
     for worker in workers:
         assert worker["steps"] == 5 and worker["num_train"] == per_epoch
         assert named(worker["resumed"]) == named(worker["epochs"])[per_epoch:]
+        assert named(worker["mid_epoch"]) == named(worker["epochs"])[12:20]
     for epoch in range(2):
         parts = [
             named(worker["epochs"])[epoch * per_epoch : (epoch + 1) * per_epoch]

@@ -207,7 +207,10 @@ def check_same_split(outdir: Path, cfg: DataConfig, sizes: dict[str, int]) -> No
         before = json.loads((outdir / SPLIT_FILE).read_text())
     except (OSError, ValueError):
         return
-    if isinstance(before, dict) and before != sizes:
+    known = isinstance(before, dict) and all(
+        isinstance(before.get(key), int) for key in sizes
+    )
+    if known and {key: before[key] for key in sizes} != sizes:
         raise ConfigError(
             f"the data has changed since the run in {str(outdir)!r} started (train "
             f"{before.get('train')} and val {before.get('val')} examples then, "

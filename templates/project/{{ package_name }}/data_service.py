@@ -1,5 +1,4 @@
-"""The tf.data service: a dispatcher and its workers, which run the training input
-pipeline (reading, decoding, resizing) for runs with data.service set."""
+"""The tf.data service: servers that read, decode and resize training images (data.service)."""
 
 from __future__ import annotations
 
@@ -18,6 +17,8 @@ def serve(port: int, dispatcher: str | None, address: str | None) -> None:
     interrupted."""
     _check_free(port)
     host = address or socket.getfqdn()
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
     if dispatcher is None:
         server = service.DispatchServer(service.DispatcherConfig(port=port))
         print(f"dispatcher: train with data.service = 'grpc://{host}:{port}'")

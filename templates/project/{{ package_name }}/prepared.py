@@ -153,9 +153,9 @@ def read_prepared(
     """This worker's part of the prepared training split, the validation split (both
     as (uint8 image, label) examples), the output names and the training split's size.
 
-    Workers divide the training shards between them when each can have as many (each
-    reads only its own files, and their parts differ by a few examples at most), else
-    every worker reads all files and keeps every num_workers-th example.
+    Workers divide the training shards between them when each gets as many and their
+    parts differ by a few examples at most (each reads only its own files), else every
+    worker reads all files and keeps every num_workers-th example.
     """
     manifest = read_manifest(directory)
     image_shape = [cfg.image_size, cfg.image_size, cfg.channels]
@@ -194,8 +194,12 @@ def read_prepared(
         )
 
     train_shards = manifest["splits"]["train"]["shards"]
-    if len(train_shards) % num_workers == 0:
-        train = examples(train_shards[worker::num_workers], slice(0, None, 1))
+    parts = [train_shards[index::num_workers] for index in range(num_workers)]
+    counts = [sum(shard["count"] for shard in part) for part in parts]
+    if len(train_shards) % num_workers == 0 and (
+        max(counts) - min(counts) <= len(train_shards)
+    ):
+        train = examples(parts[worker], slice(0, None, 1))
     else:
         train = examples(train_shards, slice(worker, None, num_workers))
     return (
