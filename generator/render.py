@@ -452,14 +452,25 @@ def _git_init(root: Path) -> None:
     def git(*args: str) -> None:
         done = _run(["git", *identity, "-c", "commit.gpgsign=false", *args], root)
         if done.returncode != 0:
+            reason = store.git_reason(done.stderr)
+            if _disk_full(root) and "no space" not in reason.lower():
+                reason += f" ({os.strerror(errno.ENOSPC)})"  # git does not always say
             raise KgenError(
-                f"git {args[0]} failed in the new project: "
-                f"{store.git_reason(done.stderr)}; nothing was written"
+                f"git {args[0]} failed in the new project: {reason}; nothing was written"
             )
 
     git("init", "--quiet", "--initial-branch=main")
     git("add", "--all")
     git("commit", "--quiet", "--no-verify", "-m", "Initial project from kgen")
+
+
+def _disk_full(path: Path) -> bool:
+    """Whether the file system holding `path` has less than 1 MiB left."""
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < 2**20
 
 
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
