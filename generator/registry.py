@@ -44,6 +44,11 @@ class Architecture:
     def is_application(self) -> bool:
         return bool(self.keras_class)
 
+    @property
+    def quick_size(self) -> int:
+        """The side for tests that must take seconds: the model's minimum, at least 32."""
+        return max(self.min_size, 32)
+
 
 def _app(
     name: str,

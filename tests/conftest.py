@@ -75,3 +75,16 @@ def project_factory(tmp_path: Path):
         return generate(tmp_path, name, **options)
 
     return factory
+
+
+# Modules whose tests run for minutes each. Started first, so that the two xdist workers
+# end the suite on short tests together rather than one finishing a long run alone.
+LONGEST_FIRST = ("test_learning.py", "test_generated.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)

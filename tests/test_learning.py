@@ -34,6 +34,7 @@ TEST_EPOCHS = {
     "nasnet": 5,
     "resnet": 5,
     "resnet_v2": 4,
+    "vgg": 6,
     "xception": 4,
 }
 
