@@ -611,6 +611,11 @@ DATA_SOURCES: dict[str, Choice] = {
     "synthetic": Choice(
         "synthetic", "learnable random images for smoke tests and benchmarks"
     ),
+    "tfrecord": Choice(
+        "tfrecord",
+        "your data already sharded: DATA_DIR/manifest.json and TFRecord shards of "
+        "resized images, as a kgen project's `prepare` command writes them",
+    ),
 }
 
 
@@ -694,6 +699,7 @@ def data_dir_help(data: str, task: str) -> str:
         "sample": "directory holding digits.npz",
         "tfds": "tfds data directory",
         "npz": "directory holding data.npz",
+        "tfrecord": "manifest.json and TFRecord shards",
     }[data]
 
 

@@ -874,8 +874,8 @@ PROJECT = {
     "P98-prepared-directory-without-manifest": (
         ["train", "--prepared", "{tmp}/empty"],
         {"empty": None},
-        r"'.*empty' holds no prepared data \(manifest.json is missing\); write it with "
-        r"the prepare command$",
+        r"'.*empty' holds no prepared data \(manifest.json is missing\); the prepare "
+        r"command writes it \(or prepared.write_prepared\)$",
     ),
     "P99-prepare-into-a-non-empty-directory": (
         ["prepare", "--output", "{tmp}/full"],
@@ -909,6 +909,17 @@ PROJECT = {
         },
         r"train.deterministic cannot be kept with data.service: the service's workers "
         r"deliver examples in no fixed order$",
+    ),
+    "P109-crop-area-with-the-data-service": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"crop_area": 0.3, "service": "grpc://127.0.0.1:1"}}},
+        r"data.crop_area reads each epoch's crops in the training process; leave "
+        r"data.service unset with it$",
+    ),
+    "P110-crop-area-of-the-whole-image-or-more": (
+        ["train", "--config", "{tmp}/c.json"],
+        {"c.json": {"data": {"crop_area": 1.0}}},
+        r"data.crop_area = 1.0 is not valid: must be in \[0, 1\)$",
     ),
     "P01-config-unknown-key": (
         ["train", "--config", "{tmp}/c.json"],
@@ -1311,6 +1322,13 @@ OPTIONS = {
         ["--config", "c.json"],
         {"c.json": '{"data": {"image_size": 31}}'},
         r"data.image_size = 31 is not valid: must be >= 32$",
+    ),
+    "P111-tfrecord-project-without-shards": (
+        dict(data="tfrecord"),
+        [],
+        {},
+        r"'data' holds no prepared data \(manifest.json is missing\); the prepare "
+        r"command writes it \(or prepared.write_prepared\)$",
     ),
     "P78-tpu-strategy-without-a-tpu": (
         dict(strategy="tpu"),

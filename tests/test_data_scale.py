@@ -1,7 +1,8 @@
 """Slow: data at scale. The cache policy, prepared TFRecord shards and the remembered
 image check change where examples come from, never which: a folder project trained from
 memory, from an on-disk cache (killed and resumed on the way) and from prepared shards
-ends with the same history, and a restart decodes no image twice.
+(by the folder project, and by a project generated with `--data tfrecord`) ends with the
+same history, and a restart decodes no image twice.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ def folder_project(project_factory, tmp_path):
     return project
 
 
-def test_memory_disk_cache_and_prepared_shards_train_alike(folder_project, tmp_path):
+def test_memory_disk_cache_and_prepared_shards_train_alike(
+    folder_project, project_factory, tmp_path
+):
     project = folder_project
     # Both cached runs stop after one epoch and are resumed for the second (the
     # learning-rate schedule follows --epochs, so both must take the same path).
@@ -105,15 +108,40 @@ def test_memory_disk_cache_and_prepared_shards_train_alike(folder_project, tmp_p
             epochs,
         )
 
+    # A project generated with --data tfrecord has the shards as its data source.
+    streaming = project_factory(
+        "tfr", data="tfrecord", num_classes=4, channels=3, image_size=32
+    )
+    from_source = tmp_path / "from_source"
+    for epochs in ("1", "2"):
+        args = ["--config", str(config(tmp_path, "prepared")), "--epochs", epochs]
+        train(streaming, from_source, *args, "--data-dir", str(shards), package="tfr")
+
     expected = history(tmp_path / "memory")
     assert len(expected) == 2
-    for run in (disk, from_shards):
+    for run in (disk, from_shards, from_source):
         for row, expected_row in zip(history(run), expected, strict=True):
             for key, value in expected_row.items():
                 assert float(row[key]) == pytest.approx(float(value), rel=1e-5), (
                     run,
                     key,
                 )
+
+
+def test_random_resized_crops_of_jpegs_learn_and_reproduce(folder_project, tmp_path):
+    """data.crop_area: each epoch every training JPEG is decoded within a new random box
+    (decode_and_crop_jpeg). Two runs, each stopped after one epoch and resumed, end with
+    the same history (the boxes follow seeds, not process state), and the model learns
+    the 4 colour classes."""
+    crops = str(config(tmp_path, "crops", crop_area=0.3))
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for run in runs:
+        for epochs in ("1", "2"):
+            result = train(folder_project, run, "--config", crops, "--epochs", epochs)
+    assert "training crops are read each epoch" in result.stdout
+    first, second = (history(run) for run in runs)
+    assert first == second and len(first) == 2
+    assert float(first[-1]["val_accuracy"]) > 0.5, first  # chance: 0.25
 
 
 def test_prepared_data_of_another_size_or_damaged_is_refused(folder_project, tmp_path):

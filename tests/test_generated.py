@@ -59,6 +59,9 @@ SUITES = [
     dict(arch="simple_cnn", loop="fit", data="tfds", task="regression"),
     dict(arch="mlp", loop="custom", data="folder", task="regression", loss="huber"),
     dict(arch="simple_cnn", loop="fit", data="npz", label_smoothing=0.1),
+    dict(arch="simple_cnn", loop="fit", data="tfrecord", task="binary"),
+    dict(arch="mlp", loop="custom", data="tfrecord", task="multilabel"),
+    dict(arch="simple_cnn", loop="custom", data="tfrecord", task="regression"),
     dict(
         arch="mlp",
         loop="custom",

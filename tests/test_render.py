@@ -85,7 +85,6 @@ def expected_files(package: str, data: str) -> set[str]:
                 "prepared",
                 "data_service",
                 "report",
-                "sources",
                 "task",
                 "train",
             )
@@ -93,11 +92,14 @@ def expected_files(package: str, data: str) -> set[str]:
         "tests/test_data.py",
         "tests/test_model.py",
         "tests/test_outputs.py",
+        "tests/test_prepared.py",
         "tests/test_train.py",
     }
     if data == "sample":
         files.add(f"{package}/sample_data/digits.npz")
-    if data in ("tfds", "folder", "npz"):
+    if data != "tfrecord":  # its data is read by prepared.py
+        files.add(f"{package}/sources.py")
+    if data in ("tfds", "folder", "npz", "tfrecord"):
         files.add("tests/conftest.py")
     return files
 
@@ -156,7 +158,7 @@ def test_combination_renders_clean(tmp_path, arch, loop, data):
         keras_class = registry.ARCHITECTURES[other].keras_class
         if other != arch and keras_class:
             assert keras_class not in model  # only the chosen architecture appears
-    sources = read(project, "sources")
+    sources = read(project, "prepared" if data == "tfrecord" else "sources")
     assert ("tfds.load" in sources) == (data == "tfds")
     assert ("digits.npz" in sources) == (data == "sample")
 
@@ -256,9 +258,12 @@ def test_every_task_loop_and_source_renders_clean(tmp_path, task, loop, data):
     for name in set(EVALUATION.values()):
         assert (name in evaluate) == (name == EVALUATION[task]), name
     assert ("confusion_matrix" in evaluate) == (task in ("multiclass", "binary"))
-    assert ("labels.csv" in read(project, "sources")) == (
-        data == "folder" and task in ("multilabel", "regression")
-    )
+    if data == "tfrecord":  # no sources.py: prepared.py reads the shards
+        assert "Path(cfg.data_dir), cfg, worker, num_workers" in read(project, "data")
+    else:
+        assert ("labels.csv" in read(project, "sources")) == (
+            data == "folder" and task in ("multilabel", "regression")
+        )
     # Serving paths load no evaluation code or plotting library.
     for module in ("predict", "export", "task", "images", "artifacts"):
         assert "evaluate" not in read(project, module), module

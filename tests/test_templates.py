@@ -15,7 +15,9 @@ import yaml
 from conftest import REPO
 
 TEMPLATES = REPO / "templates"
-MAX_TOTAL, MAX_PER_FILE = 120, 20
+# The total grew from 120 to 140 with the tfrecord source: a project without sources.py,
+# a prepare command or data.prepared (14 lines in __main__, config, data and tests).
+MAX_TOTAL, MAX_PER_FILE = 140, 20
 _JINJA_TAG = re.compile(r"{%.*?%}|{{.*?}}")
 
 

@@ -131,7 +131,7 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise DataError(
             f"{str(directory)!r} holds no prepared data ({MANIFEST} is missing); "
-            "write it with the prepare command"
+            "the prepare command writes it (or prepared.write_prepared)"
         ) from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(
