@@ -23,7 +23,7 @@ demo: install
 
 # The whole suite, slow (real training) tests included, on all cores.
 test: install
-	$(BIN)/python -m pytest -n auto --durations=15 tests
+	$(BIN)/python -m pytest -n auto --dist worksteal --durations=15 tests
 
 clean:
 	rm -rf build $(VENV)

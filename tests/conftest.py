@@ -77,8 +77,9 @@ def project_factory(tmp_path: Path):
     return factory
 
 
-# Modules whose tests run for minutes each. Started first, so that the two xdist workers
-# end the suite on short tests together rather than one finishing a long run alone.
+# Modules whose tests run for minutes each. Started first (longest first): with xdist's
+# worksteal scheduling (the Makefile's), the workers then end the suite on short tests
+# together rather than one finishing a long run alone.
 LONGEST_FIRST = ("test_learning.py", "test_generated.py")
 
 
