@@ -919,7 +919,7 @@ PROJECT = {
     "P110-crop-area-of-the-whole-image-or-more": (
         ["train", "--config", "{tmp}/c.json"],
         {"c.json": {"data": {"crop_area": 1.0}}},
-        r"data.crop_area = 1.0 is not valid: must be in \[0, 1\)$",
+        r"data.crop_area = 1.0 is not valid: must be 0 or in \[0.01, 1\)$",
     ),
     "P01-config-unknown-key": (
         ["train", "--config", "{tmp}/c.json"],

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from .config import DataConfig
 from .errors import ConfigError, DataError
+from .task import check_label_spec
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -166,6 +167,9 @@ def read_prepared(
             f"{'x'.join(map(str, image_shape))}; prepare it again with this config"
         )
     label_shape = manifest["label_shape"]
+    check_label_spec(
+        label_shape, str(manifest["label_dtype"]), cfg.num_outputs, repr(str(directory))
+    )
     label_dtype = tf.as_dtype(manifest["label_dtype"])
     spec = {
         "image": tf.io.FixedLenFeature([], tf.string),
