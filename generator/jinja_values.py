@@ -10,7 +10,7 @@ from __future__ import annotations
 from jinja2.ext import Extension
 
 from generator import registry
-from generator.pythons import REQUIRES_PYTHON
+from generator.pythons import REQUIRES_PYTHON, SUPPORTED
 
 
 class KgenValues(Extension):
@@ -20,6 +20,7 @@ class KgenValues(Extension):
         super().__init__(environment)
         environment.globals.update(
             kgen_requires_python=REQUIRES_PYTHON,
+            kgen_pythons=SUPPORTED,
             kgen_arch=registry.ARCHITECTURES.__getitem__,
             kgen_task=registry.TASKS.__getitem__,
             kgen_optimizer=registry.OPTIMIZERS.__getitem__,

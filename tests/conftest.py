@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,6 +22,13 @@ def generate(parent: Path, name: str = "my-digits", **options: object) -> Path:
     destination = parent / name
     create_project(ProjectSpec(project_name=name, **options), destination)
     return destination
+
+
+def template_syntax(text: str) -> list[str]:
+    """The Jinja markers left in a rendered file's text; GitHub Actions' expressions,
+    ${{ ... }}, are the workflow's own syntax, not leftovers."""
+    text = re.sub(r"\$\{\{[^}]*\}\}", "", text)
+    return [marker for marker in ("{{", "{%", "%}", "{#") if marker in text]
 
 
 def run_python(

@@ -872,7 +872,7 @@ PROJECT = {
         r"data.cache = 'ram' is not valid: must be one of auto, memory, disk, none$",
     ),
     "P98-prepared-directory-without-manifest": (
-        ["train", "--prepared", "{tmp}/empty"],
+        ["train", "data.prepared={tmp}/empty"],
         {"empty": None},
         r"'.*empty' holds no prepared data \(manifest.json is missing\); the prepare "
         r"command writes it \(or prepared.write_prepared\)$",
@@ -883,7 +883,7 @@ PROJECT = {
         r"--output '.*full' exists and is not an empty directory; give a new directory$",
     ),
     "P100-prepared-manifest-damaged": (
-        ["train", "--prepared", "{tmp}/shards"],
+        ["train", "data.prepared={tmp}/shards"],
         {"shards": None, "shards/manifest.json": "{not json"},
         r"cannot read '.*shards/manifest.json' \(Expecting .*\); prepare the "
         r"data again$",
@@ -1543,9 +1543,9 @@ RUN = {
             "--config",
             "{tmp}/seed.json",
         ],
-        r"the run in '.*run' was trained with data.seed = 42; resuming with 7 would mix "
-        r"its validation images into training \(use the same value, or a new "
-        r"--output-dir\)$",
+        r"the run in '.*run' was trained with data.seed = 42 \(now 7\); a resumed run "
+        r"keeps its settings but train.epochs \(train --resume RUN reads them\); to "
+        r"change them, start a new run$",
     ),
     "P81-history-csv-emptied-beside-checkpoints": (
         {"history.csv": b""},

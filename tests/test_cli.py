@@ -279,7 +279,9 @@ def test_new_in_the_current_empty_directory_keeps_it(tmp_path, monkeypatch):
     assert sorted(p.name for p in here.iterdir() if p.name.startswith(".")) == [
         ".copier-answers.yml",
         ".git",
+        ".github",
         ".gitignore",
+        ".pre-commit-config.yaml",
     ]
 
 

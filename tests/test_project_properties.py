@@ -205,6 +205,54 @@ def test_any_config_file_is_loaded_in_range_or_refused(
     _check_accepted(cfg, config)
 
 
+def _setting_keys(config: types.ModuleType) -> list[str]:
+    """Every dotted setting of the project's config ("train.epochs", ...)."""
+    flat = config.flat_settings(dataclasses.asdict(config.Config()))
+    return sorted(flat) + ["data", "train"]
+
+
+@st.composite
+def command_lines(draw, config: types.ModuleType) -> list[str]:
+    """KEY=VALUE settings as typed at a shell: mostly the project's own keys with JSON
+    or bare values, sometimes unknown keys, no "=", dots and "=" in odd places."""
+    items = []
+    for _ in range(draw(st.integers(0, 4))):
+        key = draw(st.sampled_from(_setting_keys(config)))
+        if rarely(draw, 6):
+            key = draw(st.sampled_from([key + ".x", "." + key, key.upper(), ""]))
+        value = draw(
+            st.one_of(
+                json_leaves.map(lambda v: json.dumps(v, allow_nan=True)),
+                st.text(max_size=8),
+                st.sampled_from(["null", "1e999", "-0", "0x10", "[1]", "{}", "=", "a=b"]),
+            )
+        )
+        items.append(draw(st.sampled_from([f"{key}={value}"] * 9 + [key, value])))
+    return items
+
+
+@PROPERTY
+@given(data=st.data())
+@pytest.mark.parametrize("package", ["prop_sample", "prop_folder"])
+def test_any_command_line_settings_are_loaded_in_range_or_refused(packages, package, data):
+    config, errors = packages[package].config, packages[package].errors
+    items = data.draw(command_lines(config), label="settings")
+    try:
+        cfg = config.load_config(overrides=config.parse_settings(items))
+    except errors.ConfigError as error:
+        assert str(error) and "\n" not in str(error)
+        event("refused")
+        return
+    event("accepted")
+    _check_accepted(cfg, config)
+    if items:  # a setting that takes text keeps what was typed (the last one wins)
+        key, _, text = items[-1].partition("=")
+        value = cfg
+        for name in key.split("."):
+            value = getattr(value, name)
+        assert not isinstance(value, str) or text == "null" or value == text
+
+
 # --- (b) data.npz ----------------------------------------------------------------------
 
 DTYPES = [

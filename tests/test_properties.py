@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from conftest import generate
+from conftest import generate, template_syntax
 from generator import cli, registry, spec
 from generator.spec import ProjectSpec, SpecError
 
@@ -224,7 +224,7 @@ def test_accepted_specs_render_projects_that_compile(values):
         for path in project.rglob("*"):
             if path.is_file() and ".git" not in path.parts and path.suffix != ".npz":
                 text = path.read_text()
-                assert "{{" not in text and "{%" not in text, path
+                assert not template_syntax(text), path
                 if path.suffix == ".py":
                     compile(text, str(path), "exec")  # a SyntaxError fails the test
         answers = yaml.safe_load((project / ".copier-answers.yml").read_text())

@@ -6,6 +6,8 @@ import ast
 import compileall
 import difflib
 import itertools
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +16,10 @@ import jinja2
 import pytest
 import yaml
 
-from conftest import REPO, generate
+from conftest import REPO, generate, template_syntax
 from generator import jinja_black, registry
 from generator.formatting import format_source
+from generator.pythons import SUPPORTED
 from generator.spec import ProjectSpec
 
 CORE_ARCHS = ["simple_cnn", "mlp", "mobilenet_v2", "resnet50"]
@@ -60,7 +63,10 @@ def templates_are_written_formatted(monkeypatch):
 def expected_files(package: str, data: str) -> set[str]:
     files = {
         ".copier-answers.yml",
+        ".github/workflows/test.yml",
         ".gitignore",
+        ".pre-commit-config.yaml",
+        "Makefile",
         "README.md",
         "pyproject.toml",
         f"{package}/__init__.py",
@@ -85,6 +91,7 @@ def expected_files(package: str, data: str) -> set[str]:
                 "prepared",
                 "data_service",
                 "report",
+                "runs",
                 "task",
                 "train",
             )
@@ -93,6 +100,7 @@ def expected_files(package: str, data: str) -> set[str]:
         "tests/test_model.py",
         "tests/test_outputs.py",
         "tests/test_prepared.py",
+        "tests/test_runs.py",
         "tests/test_train.py",
     }
     if data == "sample":
@@ -125,10 +133,11 @@ def assert_clean(project: Path) -> None:
     `project` may also be a directory of projects: ruff reads each one's own config.
     """
     for path in project.rglob("*"):
-        if path.is_file() and path.suffix in {".py", ".md", ".toml", ".yml", ".cfg"}:
-            text = path.read_text()
-            for marker in ("{{", "{%", "%}", "{#"):
-                assert marker not in text, f"{marker} left in {path}"
+        if path.is_file() and (
+            path.suffix in {".py", ".md", ".toml", ".yml", ".yaml", ".cfg"}
+            or path.name == "Makefile"
+        ):
+            assert not template_syntax(path.read_text()), path
     for path in project.rglob("*.py"):
         source = path.read_text()
         assert format_source(source) == source, f"black would reformat {path}"
@@ -501,3 +510,55 @@ def test_fit_rounds_a_pass_up_to_long_compiled_calls(tmp_path):
                 )
             else:
                 assert total == steps
+
+
+def test_project_tooling_parses_and_runs_commands_that_exist(tmp_path):
+    """The Makefile, CI workflow and pre-commit config of a generated project: each
+    parses, and every command they run exists (run with --help, in kgen's environment,
+    which has the project's dependencies); .gitignore keeps data, runs and caches out."""
+    project = generate(tmp_path, "proj", data="folder", num_classes=2)
+    makefile = (project / "Makefile").read_text()
+    targets = re.search(r"^\.PHONY: (.*)$", makefile, re.M).group(1).split()
+    for target in targets:
+        assert re.search(rf"^{target}:", makefile, re.M), target
+    workflow = yaml.safe_load((project / ".github/workflows/test.yml").read_text())
+    job = workflow["jobs"]["test"]
+    assert job["strategy"]["matrix"]["python"] == [SUPPORTED[0], SUPPORTED[-1]]
+    runs = [step["run"] for step in job["steps"] if "run" in step]
+    assert runs and all(run.split()[:1] == ["make"] for run in runs)
+    assert {run.split()[1] for run in runs} <= set(targets)
+
+    commands = []
+    for target in targets:
+        dry = subprocess.run(
+            ["make", "-n", target, f"PYTHON={sys.executable}"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+        )
+        assert dry.returncode == 0, dry.stderr
+        commands += [shlex.split(line) for line in dry.stdout.splitlines()]
+    hooks = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    for hook in hooks["repos"][0]["hooks"]:
+        command = shlex.split(hook["entry"])
+        assert command[0] == "python" and hook["language"] == "system"
+        commands.append([sys.executable, *command[1:]])
+    for command in commands:
+        assert command[:2] == [sys.executable, "-m"], command
+        if command[2] == "pip":  # installs: not run here
+            continue
+        result = subprocess.run(
+            [*command, "--help"], cwd=project, capture_output=True, text=True
+        )
+        assert result.returncode == 0, (command, result.stderr[-2000:])
+
+    ignored = ["data/cats/1.png", "runs/latest", ".venv/bin/python", ".hypothesis/x"]
+    ignored += ["proj/__pycache__/a.pyc", ".pytest_cache/x", ".ruff_cache/x"]
+    kept = ["proj/config.py", "tests/test_runs.py", "Makefile", "proj/data.py"]
+    check = subprocess.run(
+        ["git", "check-ignore", "--no-index", *ignored, *kept],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert check.stdout.split() == ignored

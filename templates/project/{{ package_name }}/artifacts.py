@@ -9,14 +9,15 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import keras
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, first_line
 
 MODEL_FILE = "model.keras"
 OUTPUT_NAMES_FILE = "output_names.json"
+
+if TYPE_CHECKING:  # the command line reads configs without loading TensorFlow
+    import keras
 
 
 def write_text(path: Path, text: str) -> None:
@@ -96,6 +97,8 @@ def load_trained_model(workdir: Path) -> keras.Model:
     path = workdir / MODEL_FILE
     if not path.is_file():
         raise ConfigError(f"no trained model at {str(path)!r}; run train first")
+    import keras
+
     try:
         return keras.models.load_model(path, compile=False)
     except (OSError, ValueError) as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -15,7 +16,7 @@ import keras
 import tensorflow as tf
 
 from .artifacts import write_text
-from .config import Config, DataConfig, TrainConfig, save_config
+from .config import Config, TrainConfig, flat_settings, save_config
 from .errors import ConfigError, TrainingDiverged, first_line
 
 STARTED = time.monotonic()  # when the command loaded this package, before reading data
@@ -173,15 +174,13 @@ def read_history(path: Path) -> list[dict]:
         ) from None
 
 
-# What decides which examples are in the validation split.
-SPLIT_KEYS = (
-    "prepared",
-    "data_dir",
-    "name",
-    "train_split",
-    "val_split",
-    "validation_split",
-    "seed",
+# Settings a resumed run may change: they do not change what is trained.
+RESUMABLE = (
+    "output_dir",
+    "train.epochs",
+    "train.progress",
+    "data.cache",
+    "data.cache_budget",
 )
 
 
@@ -189,20 +188,32 @@ SPLIT_KEYS = (
 SPLIT_FILE = "split.json"
 
 
-def check_same_split(outdir: Path, cfg: DataConfig, sizes: dict[str, int]) -> None:
+def check_same_settings(outdir: Path, cfg: Config) -> None:
+    """A resumed run goes on as it started: the settings saved in its config.json may
+    differ only in RESUMABLE ones (more epochs, say). Another split seed would mix
+    validation images into training; another learning rate would make a run no single
+    config describes."""
+    try:
+        saved = flat_settings(json.loads((outdir / "config.json").read_text()))
+    except (OSError, ValueError, AttributeError):
+        return  # no readable record of the earlier settings: nothing to compare
+    now = flat_settings(json.loads(json.dumps(dataclasses.asdict(cfg))))
+    changed = [
+        f"{key} = {saved[key]!r} (now {value!r})"
+        for key, value in now.items()
+        if key in saved and key not in RESUMABLE and saved[key] != value
+    ]
+    if changed:
+        raise ConfigError(
+            f"the run in {str(outdir)!r} was trained with {', '.join(changed)}; a "
+            "resumed run keeps its settings but train.epochs (train --resume RUN "
+            "reads them); to change them, start a new run"
+        )
+
+
+def check_same_split(outdir: Path, sizes: dict[str, int]) -> None:
     """A resumed run must split the same data as before: else validation images of the
     first epochs would be trained on in the next ones, silently."""
-    try:
-        saved = json.loads((outdir / "config.json").read_text())["data"]
-    except (OSError, ValueError, KeyError, TypeError):
-        saved = {}  # no readable record of the earlier settings: nothing to compare
-    for key in SPLIT_KEYS:
-        if key in saved and hasattr(cfg, key) and saved[key] != getattr(cfg, key):
-            raise ConfigError(
-                f"the run in {str(outdir)!r} was trained with data.{key} = "
-                f"{saved[key]!r}; resuming with {getattr(cfg, key)!r} would mix its "
-                "validation images into training (use the same value, or a new --output-dir)"
-            )
     try:
         before = json.loads((outdir / SPLIT_FILE).read_text())
     except (OSError, ValueError):
@@ -236,13 +247,27 @@ def resume(
     of examples, `sizes`), then save this run's config and sizes: the epochs already
     done and the callbacks of those to come. Nothing is written before the checks, so
     a foreign, finished or damaged run stays untouched."""
-    initial_epoch = state.restore(cfg.train.epochs)
+    initial_epoch, epochs = state.restore(cfg.train.epochs), cfg.train.epochs
     if initial_epoch:
-        check_same_split(outdir, cfg.data, sizes)
+        check_same_settings(outdir, cfg)
+        check_same_split(outdir, sizes)
+        if initial_epoch < epochs:
+            print(
+                f"resuming {cfg.output_dir} from epoch {initial_epoch + 1} of {epochs}"
+            )
+        else:
+            print(f"{cfg.output_dir} has trained all {epochs} epochs: evaluating it")
     callbacks = make_callbacks(outdir, state, initial_epoch, cfg.train)  # reads history
     save_config(cfg, outdir / "config.json")
     write_text(outdir / SPLIT_FILE, json.dumps(sizes))
     return initial_epoch, callbacks
+
+
+def verbosity(progress: str) -> int:
+    """Keras's verbose for train.progress: 1 a progress bar, 2 a line per epoch, 0 none."""
+    if progress == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return {"bar": 1, "epoch": 2, "none": 0}[progress]
 
 
 def make_callbacks(
@@ -256,8 +281,9 @@ def make_callbacks(
         CSVHistory(outdir / "history.csv", initial_epoch),
         SaveEachEpoch(state),
         keras.callbacks.TensorBoard(outdir / "logs"),
-        FirstStepTime(),
     ]
+    if cfg.progress != "none":
+        callbacks.append(FirstStepTime())
     if cfg.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(

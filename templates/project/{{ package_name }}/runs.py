@@ -1,0 +1,71 @@
+"""Run directories: each train starts runs/<time>-<name>; runs/latest links the newest."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from .errors import ConfigError
+
+RUNS = Path("runs")
+LATEST = RUNS / "latest"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def new_run_dir(name: str) -> Path:
+    """runs/<YYYYmmdd-HHMMSS>-<name> for a new run (with -2, -3, ... if it is taken)."""
+    if not NAME.fullmatch(name):
+        raise ConfigError(
+            f"run name {name!r} is not valid: use up to 64 letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit"
+        )
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    path, number = RUNS / stem, 1
+    while path.exists() or path.is_symlink():
+        number += 1
+        path = RUNS / f"{stem}-{number}"
+    return path
+
+
+def mark_latest(run: Path) -> None:
+    """Point runs/latest at `run` if it is a run under runs/ (a relative link, replaced
+    atomically, so evaluate/predict/export never see it missing)."""
+    if run.resolve().parent != RUNS.resolve() or run.name == LATEST.name:
+        return
+    if LATEST.exists() and not LATEST.is_symlink():
+        print(
+            f"warning: {str(LATEST)!r} is a directory, not a link: it keeps pointing "
+            f"at itself (rename it to have it name {str(run)!r})",
+            file=sys.stderr,
+        )
+        return
+    link = RUNS / f".latest.{os.getpid()}"
+    link.unlink(missing_ok=True)
+    os.symlink(run.name, link)
+    os.replace(link, LATEST)
+
+
+def run_to_resume(name: str) -> Path:
+    """The run `name` names ("latest", a directory, or a name under runs/); it must
+    hold a checkpoint."""
+    if name == LATEST.name and LATEST.is_symlink():
+        path = RUNS / os.readlink(LATEST)
+    else:
+        path = next((p for p in (Path(name), RUNS / name) if p.is_dir()), None)
+    if path is None or not path.is_dir():
+        found = sorted(
+            (p.name for p in RUNS.glob("*") if p.is_dir() and p != LATEST), reverse=True
+        )
+        newest = f"newest: {', '.join(found[:3])}" if found else "none yet"
+        raise ConfigError(
+            f"no run {name!r}: give a run directory or a name under {RUNS}/ ({newest})"
+        )
+    if not any((path / "checkpoints").glob("ckpt-*.index")):
+        raise ConfigError(
+            f"the run in {str(path)!r} has no checkpoint to resume from (it never "
+            "finished an epoch); start a new run"
+        )
+    return path
