@@ -193,6 +193,8 @@ def check_same_settings(outdir: Path, cfg: Config) -> None:
     differ only in RESUMABLE ones (more epochs, say). Another split seed would mix
     validation images into training; another learning rate would make a run no single
     config describes."""
+    if not any(outdir.glob("checkpoints/ckpt-*.index")):
+        return  # a new run, or one that never finished an epoch
     try:
         saved = flat_settings(json.loads((outdir / "config.json").read_text()))
     except (OSError, ValueError, AttributeError):
@@ -249,7 +251,6 @@ def resume(
     a foreign, finished or damaged run stays untouched."""
     initial_epoch, epochs = state.restore(cfg.train.epochs), cfg.train.epochs
     if initial_epoch:
-        check_same_settings(outdir, cfg)
         check_same_split(outdir, sizes)
         if initial_epoch < epochs:
             print(
