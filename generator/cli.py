@@ -289,7 +289,8 @@ def new(
 
 
 def _prompt_missing(spec: ProjectSpec, given: dict[str, object]) -> ProjectSpec:
-    """Ask for the main options not given on the command line, defaults shown."""
+    """Ask for the main options not given on the command line, defaults shown; only
+    questions the earlier answers leave open."""
     for field, table in (
         ("arch", registry.ARCHITECTURES),
         ("task", registry.TASKS),
@@ -297,22 +298,32 @@ def _prompt_missing(spec: ProjectSpec, given: dict[str, object]) -> ProjectSpec:
         ("data", registry.DATA_SOURCES),
     ):
         if field not in given:
-            value = typer.prompt(
-                f"{field} ({_names(table)})", default=getattr(spec, field)
-            )
-            spec = _changed(spec, **{field: value})
-    for field, default in (
-        ("image_size", spec.default_image_size()),
-        ("channels", spec.default_channels()),
-        ("num_classes", spec.resolve().num_classes),
-    ):
-        if field not in given:
-            label = field.replace("_", " ")
-            if field == "num_classes" and spec.task != "multiclass":
-                label = f"number of {spec.task_info.outputs_noun}"
-            value = typer.prompt(label, default=default, type=int)
-            spec = _changed(spec, **{field: value})
+            label = f"{field} ({_names(table)})"
+            spec = _ask(spec, field, label, getattr(spec, field), str)
+    if spec.data == "tfds" and "tfds_name" not in given:
+        spec = _ask(spec, "tfds_name", "tfds dataset", spec.tfds_dataset().name, str)
+    if "image_size" not in given:
+        spec = _ask(spec, "image_size", "image size", spec.default_image_size(), int)
+    # The sample digits and tfds datasets fix channels and classes; RGB models take 3.
+    fixed_by_data = spec.data in ("sample", "tfds")
+    if "channels" not in given and not fixed_by_data and not spec.architecture.needs_rgb:
+        spec = _ask(spec, "channels", "channels (1 or 3)", spec.default_channels(), int)
+    if "num_classes" not in given and not fixed_by_data and spec.task != "binary":
+        label = f"number of {spec.task_info.outputs_noun}"
+        spec = _ask(spec, "num_classes", label, spec.resolve().num_classes, int)
     return spec
+
+
+def _ask(
+    spec: ProjectSpec, field: str, label: str, default: object, kind: type
+) -> ProjectSpec:
+    """Prompt for one option until the answer is valid, saying why one is not."""
+    while True:
+        value = typer.prompt(label, default=default, type=kind)
+        try:
+            return _changed(spec, **{field: value})
+        except KgenError as error:
+            typer.echo(f"  {' '.join(str(error).split())}; try again", err=True)
 
 
 @app.command()

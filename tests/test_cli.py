@@ -80,6 +80,33 @@ def test_missing_options_are_prompted_on_a_terminal(tmp_path, monkeypatch):
     assert recorded["task"] == "multiclass" and recorded["channels"] == 1
 
 
+def test_an_invalid_answer_is_asked_again_with_the_reason(tmp_path, monkeypatch):
+    """A typo does not end the session; questions the answers settle are not asked:
+    channels for a model that takes RGB only, classes for binary."""
+    monkeypatch.setattr(cli, "_interactive", lambda defaults: not defaults)
+    answers = [
+        "mobilenet_v9",  # arch: unknown, asked again
+        "mobilenet_v2",
+        "binary",  # task
+        "",  # loop
+        "folder",  # data
+        "16",  # image size: below mobilenet_v2's 32, asked again
+        "40",
+    ]
+    result = kgen("new", str(tmp_path / "asked"), input="\n".join(answers) + "\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("arch (") == 2 and result.output.count("image size") == 2
+    assert "unknown architecture 'mobilenet_v9'" in result.output
+    assert "channels" not in result.output and "number of" not in result.output
+    recorded = yaml.safe_load((tmp_path / "asked" / ".copier-answers.yml").read_text())
+    assert (recorded["arch"], recorded["task"], recorded["data"]) == (
+        "mobilenet_v2",
+        "binary",
+        "folder",
+    )
+    assert (recorded["image_size"], recorded["channels"]) == (40, 3)
+
+
 def test_defaults_flag_never_prompts(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "_interactive", lambda defaults: not defaults)
     result = kgen("new", str(tmp_path / "quiet"), "--defaults", input="")
