@@ -14,6 +14,7 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+from tensorboard.plugins.hparams import api as hparams
 
 from .artifacts import write_text
 from .config import Config, TrainConfig, flat_settings, save_config
@@ -260,8 +261,22 @@ def resume(
             print(f"{cfg.output_dir} has trained all {epochs} epochs: evaluating it")
     callbacks = make_callbacks(outdir, state, initial_epoch, cfg.train)  # reads history
     save_config(cfg, outdir / "config.json")
+    if not initial_epoch:
+        log_hparams(outdir / "logs", cfg)
     write_text(outdir / SPLIT_FILE, json.dumps(sizes))
     return initial_epoch, callbacks
+
+
+def log_hparams(logdir: Path, cfg: Config) -> None:
+    """The run's settings for TensorBoard's HParams dashboard, which shows runs side by
+    side with their validation metrics (`tensorboard --logdir runs`)."""
+    settings = {
+        key: value
+        for key, value in flat_settings(dataclasses.asdict(cfg)).items()
+        if isinstance(value, (bool, int, float, str)) and key != "output_dir"
+    }
+    with tf.summary.create_file_writer(str(logdir)).as_default():
+        hparams.hparams(settings, trial_id=logdir.parent.name)
 
 
 def verbosity(progress: str) -> int:
