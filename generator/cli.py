@@ -306,7 +306,11 @@ def _prompt_missing(spec: ProjectSpec, given: dict[str, object]) -> ProjectSpec:
         spec = _ask(spec, "image_size", "image size", spec.default_image_size(), int)
     # The sample digits and tfds datasets fix channels and classes; RGB models take 3.
     fixed_by_data = spec.data in ("sample", "tfds")
-    if "channels" not in given and not fixed_by_data and not spec.architecture.needs_rgb:
+    if (
+        "channels" not in given
+        and not fixed_by_data
+        and not spec.architecture.needs_rgb
+    ):
         spec = _ask(spec, "channels", "channels (1 or 3)", spec.default_channels(), int)
     if "num_classes" not in given and not fixed_by_data and spec.task != "binary":
         label = f"number of {spec.task_info.outputs_noun}"

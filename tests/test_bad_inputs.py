@@ -999,7 +999,8 @@ PROJECT = {
     "P16-classes-differ-from-data": (
         ["train", "--config", "{tmp}/c.json", "--output-dir", "{tmp}/out"],
         {"c.json": {"data": {"num_outputs": 5}}},
-        r"the data has 10 classes but data.num_outputs is 5; set it to 10",
+        r"the data has 10 classes but data.num_outputs is 5; set it to 10 \(e.g. train "
+        r"data.num_outputs=10\)",
     ),
     "P17-evaluate-without-a-model": (
         ["evaluate", "--output-dir", "{tmp}/empty"],

@@ -195,14 +195,21 @@ def test_any_config_file_is_loaded_in_range_or_refused(
     config, errors = packages[package].config, packages[package].errors
     path = tmp_path / "c.json"
     path.write_bytes(data.draw(config_files(config), label="c.json"))
+    _accepted_or_refused(lambda: config.load_config(path), config, errors)
+
+
+def _accepted_or_refused(load, config: types.ModuleType, errors: types.ModuleType):
+    """The config load() gives, checked valid and in range; None if it was refused with
+    the project's one-line error (any other exception fails the test)."""
     try:
-        cfg = config.load_config(path)
+        cfg = load()
     except errors.ConfigError as error:
         assert str(error) and "\n" not in str(error)
         event("refused")
-        return
+        return None
     event("accepted")
     _check_accepted(cfg, config)
+    return cfg
 
 
 def _setting_keys(config: types.ModuleType) -> list[str]:
@@ -224,7 +231,9 @@ def command_lines(draw, config: types.ModuleType) -> list[str]:
             st.one_of(
                 json_leaves.map(lambda v: json.dumps(v, allow_nan=True)),
                 st.text(max_size=8),
-                st.sampled_from(["null", "1e999", "-0", "0x10", "[1]", "{}", "=", "a=b"]),
+                st.sampled_from(
+                    ["null", "1e999", "-0", "0x10", "[1]", "{}", "=", "a=b"]
+                ),
             )
         )
         items.append(draw(st.sampled_from([f"{key}={value}"] * 9 + [key, value])))
@@ -234,18 +243,19 @@ def command_lines(draw, config: types.ModuleType) -> list[str]:
 @PROPERTY
 @given(data=st.data())
 @pytest.mark.parametrize("package", ["prop_sample", "prop_folder"])
-def test_any_command_line_settings_are_loaded_in_range_or_refused(packages, package, data):
+def test_any_command_line_settings_are_loaded_in_range_or_refused(
+    packages, package, data
+):
     config, errors = packages[package].config, packages[package].errors
     items = data.draw(command_lines(config), label="settings")
-    try:
-        cfg = config.load_config(overrides=config.parse_settings(items))
-    except errors.ConfigError as error:
-        assert str(error) and "\n" not in str(error)
-        event("refused")
-        return
-    event("accepted")
-    _check_accepted(cfg, config)
-    if items:  # a setting that takes text keeps what was typed (the last one wins)
+    cfg = _accepted_or_refused(
+        lambda: config.load_config(overrides=config.parse_settings(items)),
+        config,
+        errors,
+    )
+    if (
+        cfg is not None and items
+    ):  # a setting that takes text keeps what was typed (the last one wins)
         key, _, text = items[-1].partition("=")
         value = cfg
         for name in key.split("."):

@@ -515,7 +515,8 @@ def test_fit_rounds_a_pass_up_to_long_compiled_calls(tmp_path):
 def test_project_tooling_parses_and_runs_commands_that_exist(tmp_path):
     """The Makefile, CI workflow and pre-commit config of a generated project: each
     parses, and every command they run exists (run with --help, in kgen's environment,
-    which has the project's dependencies); .gitignore keeps data, runs and caches out."""
+    which has the project's dependencies); .gitignore keeps data, runs and caches out.
+    """
     project = generate(tmp_path, "proj", data="folder", num_classes=2)
     makefile = (project / "Makefile").read_text()
     targets = re.search(r"^\.PHONY: (.*)$", makefile, re.M).group(1).split()
