@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, first_line
+from .runs import holds_checkpoint
 
 MODEL_FILE = "model.keras"
 OUTPUT_NAMES_FILE = "output_names.json"
@@ -95,6 +96,11 @@ def run_lock(workdir: Path) -> Iterator[None]:
 def load_trained_model(workdir: Path) -> keras.Model:
     """The trained model in workdir/model.keras, uncompiled."""
     path = workdir / MODEL_FILE
+    if not path.is_file() and holds_checkpoint(workdir):
+        raise ConfigError(
+            f"the run in {str(workdir)!r} has not finished, so it has no model.keras "
+            f"yet (train --resume {workdir} continues it)"
+        )
     if not path.is_file():
         raise ConfigError(f"no trained model at {str(path)!r}; run train first")
     import keras

@@ -19,6 +19,7 @@ from tensorboard.plugins.hparams import api as hparams
 from .artifacts import write_text
 from .config import Config, TrainConfig, flat_settings, save_config
 from .errors import ConfigError, TrainingDiverged, first_line
+from .runs import holds_checkpoint, mark_latest
 
 STARTED = time.monotonic()  # when the command loaded this package, before reading data
 
@@ -122,7 +123,8 @@ class FirstStepTime(keras.callbacks.Callback):
 
 
 class SaveEachEpoch(keras.callbacks.Callback):
-    """Checkpoint the training state after every epoch whose loss is finite."""
+    """Checkpoint the training state after every epoch whose loss is finite; from the
+    first, runs/latest names this run (if it is one under runs/)."""
 
     def __init__(self, state: TrainingState):
         super().__init__()
@@ -131,6 +133,7 @@ class SaveEachEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if math.isfinite((logs or {}).get("loss", math.nan)):
             self.state.save(epoch + 1)
+            mark_latest(self.state.directory.parent)
 
 
 class CSVHistory(keras.callbacks.Callback):
@@ -189,12 +192,14 @@ RESUMABLE = (
 SPLIT_FILE = "split.json"
 
 
-def check_same_settings(outdir: Path, cfg: Config) -> None:
-    """A resumed run goes on as it started: the settings saved in its config.json may
-    differ only in RESUMABLE ones (more epochs, say). Another split seed would mix
-    validation images into training; another learning rate would make a run no single
-    config describes."""
-    if not any(outdir.glob("checkpoints/ckpt-*.index")):
+def check_same_settings(
+    outdir: Path, cfg: Config, only: tuple[str, ...] | None = None
+) -> None:
+    """A run goes on as it started: the settings saved in its config.json may differ
+    only in RESUMABLE ones (more epochs, say). Another split seed would mix validation
+    images into training; another learning rate would make a run no single config
+    describes. `only`: compare just these (evaluate's EVALUATED_AS_TRAINED)."""
+    if not holds_checkpoint(outdir):
         return  # a new run, or one that never finished an epoch
     try:
         saved = flat_settings(json.loads((outdir / "config.json").read_text()))
@@ -204,14 +209,32 @@ def check_same_settings(outdir: Path, cfg: Config) -> None:
     changed = [
         f"{key} = {saved[key]!r} (now {value!r})"
         for key, value in now.items()
-        if key in saved and key not in RESUMABLE and saved[key] != value
+        if key in saved
+        and (key in only if only else key not in RESUMABLE)
+        and saved[key] != value
     ]
-    if changed:
-        raise ConfigError(
-            f"the run in {str(outdir)!r} was trained with {', '.join(changed)}; a "
-            "resumed run keeps its settings but train.epochs (train --resume RUN "
-            "reads them); to change them, start a new run"
-        )
+    if not changed:
+        return
+    advice = (
+        "evaluate takes the model's input and the split as they were trained"
+        if only
+        else "a resumed run keeps its settings but train.epochs (train --resume RUN "
+        "reads them); to change them, start a new run"
+    )
+    raise ConfigError(
+        f"the run in {str(outdir)!r} was trained with {', '.join(changed)}; {advice}"
+    )
+
+
+# What evaluate may not change: the model's input and outputs, and the split that kept
+# the validation images out of training.
+EVALUATED_AS_TRAINED = (
+    "data.image_size",
+    "data.channels",
+    "data.num_outputs",
+    "data.seed",
+    "data.validation_split",
+)
 
 
 def check_same_split(outdir: Path, sizes: dict[str, int]) -> None:
@@ -236,6 +259,11 @@ def check_same_split(outdir: Path, sizes: dict[str, int]) -> None:
 def check_finite(logs: dict[str, float], state: TrainingState) -> None:
     """Raise TrainingDiverged if the last training loss is NaN or infinite."""
     loss = logs.get("loss", 0.0)  # no logs: nothing was trained
+    if not math.isfinite(loss) and not holds_checkpoint(state.directory.parent):
+        raise TrainingDiverged(
+            f"training stopped: the loss became {loss} in the first epoch, before any "
+            "checkpoint (lower train.learning_rate and start a new run)"
+        )
     if not math.isfinite(loss):
         raise TrainingDiverged(
             f"training stopped: the loss became {loss}; the last good checkpoint is kept "

@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from . import data
 from .artifacts import load_trained_model, write_json
-from .checkpoints import read_history
+from .checkpoints import EVALUATED_AS_TRAINED, check_same_settings, read_history
 from .config import Config
 from .errors import ConfigError
 from .report import write_report
@@ -24,6 +24,7 @@ from .task import make_loss, make_metrics
 def evaluate(cfg: Config, workdir: Path) -> dict[str, float]:
     """Reload workdir/model.keras and write, next to it: metrics.json, the task's report
     and (from history.csv) training_curves.png."""
+    check_same_settings(workdir, cfg, only=EVALUATED_AS_TRAINED)
     model = load_trained_model(workdir)
     # Only the validation split is read: locally, even after a run on data.service.
     local = dataclasses.replace(cfg.data, service=None)

@@ -22,12 +22,32 @@ def new_run_dir(name: str) -> Path:
             f"run name {name!r} is not valid: use up to 64 letters, digits, '.', '_' "
             "or '-', starting with a letter or digit"
         )
+    if RUNS.exists() and not RUNS.is_dir():
+        raise ConfigError(
+            f"{str(RUNS)!r} is a file, but train keeps its runs in a directory of that "
+            "name: move the file, or give --output-dir"
+        )
+    RUNS.mkdir(exist_ok=True)
     stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     path, number = RUNS / stem, 1
-    while path.exists() or path.is_symlink():
-        number += 1
-        path = RUNS / f"{stem}-{number}"
-    return path
+    while True:
+        try:
+            path.mkdir()  # atomic: two runs started in the same second get two
+            return path
+        except FileExistsError:
+            number += 1
+            path = RUNS / f"{stem}-{number}"
+
+
+def discard_if_empty(run: Path) -> None:
+    """Remove a new run's directory if the command stopped before writing to it."""
+    if run.is_dir() and not any(run.iterdir()):
+        run.rmdir()
+
+
+def holds_checkpoint(run: Path) -> bool:
+    """Whether `run` has finished an epoch: a run to continue rather than start."""
+    return any(run.glob("checkpoints/ckpt-*.index"))
 
 
 def mark_latest(run: Path) -> None:
@@ -37,8 +57,8 @@ def mark_latest(run: Path) -> None:
         return
     if LATEST.exists() and not LATEST.is_symlink():
         print(
-            f"warning: {str(LATEST)!r} is a directory, not a link: it keeps pointing "
-            f"at itself (rename it to have it name {str(run)!r})",
+            f"warning: {str(LATEST)!r} is not a link, so it was left as it is (rename "
+            f"it to have it name the newest run, {str(run)!r})",
             file=sys.stderr,
         )
         return
@@ -51,6 +71,8 @@ def mark_latest(run: Path) -> None:
 def run_to_resume(name: str) -> Path:
     """The run `name` names ("latest", a directory, or a name under runs/); it must
     hold a checkpoint."""
+    if not name:
+        raise ConfigError("--resume= names no run: give a run's name or directory")
     if name == LATEST.name and LATEST.is_symlink():
         path = RUNS / os.readlink(LATEST)
     else:
@@ -63,7 +85,7 @@ def run_to_resume(name: str) -> Path:
         raise ConfigError(
             f"no run {name!r}: give a run directory or a name under {RUNS}/ ({newest})"
         )
-    if not any((path / "checkpoints").glob("ckpt-*.index")):
+    if not holds_checkpoint(path):
         raise ConfigError(
             f"the run in {str(path)!r} has no checkpoint to resume from (it never "
             "finished an epoch); start a new run"
