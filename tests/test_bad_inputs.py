@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from conftest import REPO, free_ports, generate, run_python
@@ -593,16 +594,20 @@ def test_G106_new_without_a_path():
 
 
 def test_G112_prompted_image_size_of_zero(tmp_path, monkeypatch):
+    """A prompt asks again, saying why, instead of ending the session."""
     monkeypatch.setattr(cli, "_interactive", lambda defaults: True)
-    # arch, task, loop, data (defaults), then image size 0
+    # arch, task, loop, data (defaults), then image size 0, then 28
     result = CliRunner().invoke(
-        cli.app, ["new", str(tmp_path / "proj")], input="\n\n\n\n0\n"
+        cli.app, ["new", str(tmp_path / "proj")], input="\n\n\n\n0\n28\n"
     )
-    assert result.exit_code == 2
-    error = result.output.strip().splitlines()[-1]
-    assert error.startswith("kgen: error: ") and "Traceback" not in result.output
-    assert re.search(r"--image-size 0 is too small for simple_cnn: the minimum", error)
-    assert list(tmp_path.iterdir()) == []
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert re.search(
+        r"--image-size 0 is too small for simple_cnn: the minimum is 10; try again",
+        result.output,
+    )
+    answers = yaml.safe_load((tmp_path / "proj" / ".copier-answers.yml").read_text())
+    assert answers["image_size"] == 28
 
 
 def test_G113_kgen_home_is_a_dangling_symlink(tmp_path, monkeypatch):

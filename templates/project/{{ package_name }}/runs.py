@@ -43,6 +43,8 @@ def discard_if_empty(run: Path) -> None:
     """Remove a new run's directory if the command stopped before writing to it."""
     if run.is_dir() and not any(run.iterdir()):
         run.rmdir()
+        if not any(run.parent.iterdir()):  # runs/ itself, made for it
+            run.parent.rmdir()
 
 
 def holds_checkpoint(run: Path) -> bool:
