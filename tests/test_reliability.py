@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import struct
@@ -287,10 +288,14 @@ def test_a_second_train_on_a_busy_directory_is_refused_then_takes_over(
     finally:
         first.send_signal(signal.SIGKILL)  # its lock dies with it
         first.wait()
-    # The dead run's lock is taken over: the run finishes (one step per epoch left).
-    rest = ["--epochs", "50", "--steps-per-epoch", "1", "--output-dir", str(out)]
+    # The dead run's lock is taken over: the run goes on for one more epoch (a resumed
+    # run keeps its settings, so only train.epochs changes).
+    index = (out / "checkpoints" / "checkpoint").read_text()
+    done = int(re.search(r'model_checkpoint_path: "ckpt-(\d+)"', index).group(1))
+    rest = ["--epochs", str(done + 1), "--output-dir", str(out)]
     again = run_python("-m", "proj", "train", *rest, cwd=project)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert f"from epoch {done + 1} of {done + 1}" in again.stdout
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
