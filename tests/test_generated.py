@@ -50,7 +50,13 @@ SUITES = [
     dict(arch="mobilenet_v2", loop="fit", data="folder", task="binary", image_size=32),
     dict(arch="mlp", loop="custom", data="npz", task="binary"),
     dict(arch="mlp", loop="custom", data="npz", num_classes=4),
-    dict(arch="mobilenet_v3_small", loop="fit", data="synthetic", augment=True),
+    dict(
+        arch="mobilenet_v3_small",
+        loop="fit",
+        data="synthetic",
+        augment=True,
+        image_size=32,  # its suite took 200 s at the default 224
+    ),
     dict(arch="simple_cnn", loop="fit", data="tfds", task="binary"),
     dict(arch="simple_cnn", loop="fit", data="sample", task="multilabel"),
     dict(arch="simple_cnn", loop="custom", data="tfds", task="multilabel"),

@@ -132,17 +132,13 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
     train(project, out, "--epochs", "1")
     model_bytes = (out / "model.keras").read_bytes()
 
-    diverge = tmp_path / "diverge.json"
-    diverge.write_text(json.dumps({"train": {"epochs": 3, "learning_rate": 1e12}}))
+    # A resumed run keeps its settings: the run's own config.json gets a learning rate
+    # that diverges, as if the rate had turned out too high after the first epoch.
+    saved = json.loads((out / "config.json").read_text())
+    saved["train"]["learning_rate"] = 1e12
+    (out / "config.json").write_text(json.dumps(saved))
     result = run_python(
-        "-m",
-        "proj",
-        "train",
-        "--config",
-        str(diverge),
-        "--output-dir",
-        str(out),
-        cwd=project,
+        "-m", "proj", "train", "--epochs", "3", "--output-dir", str(out), cwd=project
     )
     assert result.returncode == 3
     error = [

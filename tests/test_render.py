@@ -6,6 +6,7 @@ import ast
 import compileall
 import difflib
 import itertools
+import os
 import re
 import shlex
 import subprocess
@@ -529,13 +530,20 @@ def test_project_tooling_parses_and_runs_commands_that_exist(tmp_path):
     assert runs and all(run.split()[:1] == ["make"] for run in runs)
     assert {run.split()[1] for run in runs} <= set(targets)
 
+    # As typed in a shell, not inside `make test` (which passes its own flags down).
+    outside_make = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    }
     commands = []
     for target in targets:
         dry = subprocess.run(
-            ["make", "-n", target, f"PYTHON={sys.executable}"],
+            ["make", "--no-print-directory", "-n", target, f"PYTHON={sys.executable}"],
             cwd=project,
             capture_output=True,
             text=True,
+            env=outside_make,
         )
         assert dry.returncode == 0, dry.stderr
         commands += [shlex.split(line) for line in dry.stdout.splitlines()]
