@@ -96,12 +96,12 @@ def run_lock(workdir: Path) -> Iterator[None]:
 def load_trained_model(workdir: Path) -> keras.Model:
     """The trained model in workdir/model.keras, uncompiled."""
     path = workdir / MODEL_FILE
-    if not path.is_file() and holds_checkpoint(workdir):
-        raise ConfigError(
-            f"the run in {str(workdir)!r} has not finished, so it has no model.keras "
-            f"yet (train --resume {workdir} continues it)"
-        )
     if not path.is_file():
+        if holds_checkpoint(workdir):
+            raise ConfigError(
+                f"the run in {str(workdir)!r} has not finished, so it has no model.keras "
+                f"yet (train --resume {workdir} continues it)"
+            )
         raise ConfigError(f"no trained model at {str(path)!r}; run train first")
     import keras
 

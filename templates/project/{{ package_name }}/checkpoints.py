@@ -259,16 +259,17 @@ def check_same_split(outdir: Path, sizes: dict[str, int]) -> None:
 def check_finite(logs: dict[str, float], state: TrainingState) -> None:
     """Raise TrainingDiverged if the last training loss is NaN or infinite."""
     loss = logs.get("loss", 0.0)  # no logs: nothing was trained
-    if not math.isfinite(loss) and not holds_checkpoint(state.directory.parent):
+    if math.isfinite(loss):
+        return
+    if not holds_checkpoint(state.directory.parent):
         raise TrainingDiverged(
             f"training stopped: the loss became {loss} in the first epoch, before any "
             "checkpoint (lower train.learning_rate and start a new run)"
         )
-    if not math.isfinite(loss):
-        raise TrainingDiverged(
-            f"training stopped: the loss became {loss}; the last good checkpoint is kept "
-            f"in {str(state.directory)!r} (lower train.learning_rate and run again)"
-        )
+    raise TrainingDiverged(
+        f"training stopped: the loss became {loss}; the last good checkpoint is kept "
+        f"in {str(state.directory)!r} (lower train.learning_rate and run again)"
+    )
 
 
 def resume(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -27,12 +28,13 @@ def new_run_dir(name: str) -> Path:
             f"{str(RUNS)!r} is a file, but train keeps its runs in a directory of that "
             "name: move the file, or give --output-dir"
         )
-    RUNS.mkdir(exist_ok=True)
     stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     path, number = RUNS / stem, 1
     while True:
         try:
-            path.mkdir()  # atomic: two runs started in the same second get two
+            # Atomic: two runs started in the same second get two. `parents`: runs/
+            # may be made, or removed by another run's discard_if_empty, meanwhile.
+            path.mkdir(parents=True)
             return path
         except FileExistsError:
             number += 1
@@ -43,7 +45,9 @@ def discard_if_empty(run: Path) -> None:
     """Remove a new run's directory if the command stopped before writing to it."""
     if run.is_dir() and not any(run.iterdir()):
         run.rmdir()
-        if not any(run.parent.iterdir()):  # runs/ itself, made for it
+        # runs/ itself, if nothing else is in it; another train may have just made a
+        # run there, which keeps it (ENOTEMPTY).
+        with contextlib.suppress(OSError):
             run.parent.rmdir()
 
 
