@@ -6,8 +6,9 @@ What a user waits for, not a train step in isolation: each case is a generated p
 times, divided by the extra epochs, is the steady-state time of one epoch *including*
 its validation pass, checkpoint, history row and callbacks, while start-up, data
 loading and tracing cancel out (images/s counts one pass over the training split per
-epoch; fit's epoch may be a few steps longer, see loop.py). Also prints the validation accuracy of the long run, so
-a faster precision that learns less shows up next to its speed.
+epoch; fit's epoch may be a few steps longer, see loop.py). Also prints the validation
+accuracy of the long run, so a faster precision that learns less shows up next to its
+speed.
 
     python benchmarks/cli_speed.py [--cases simple_cnn,mobilenet_v3_small,resnet50]
         [--json build/bench/cli_speed.json]

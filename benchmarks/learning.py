@@ -61,7 +61,7 @@ cfg = load_config(run + "/config.json")
 model = keras.models.load_model(run + "/model.keras", compile=False)
 hits = {False: 0, True: 0}
 seen = 0
-for images, labels in data.build_datasets(cfg.data).train().take(4):
+for images, labels, *_ in data.build_datasets(cfg.data).train().take(4):
     for training in hits:
         predicted = keras.ops.argmax(model(images, training=training), axis=-1)
         hits[training] += int(keras.ops.sum(keras.ops.cast(predicted == labels, "int32")))
@@ -70,10 +70,15 @@ print(json.dumps({"inference": hits[False] / seen, "training": hits[True] / seen
 """
 
 
-def train_once(arch: str, loop: str, epochs: int | None, parent: Path) -> dict:
-    """Generate `arch` with its recipe, train it with `python -m proj train`, score it."""
-    spec = ProjectSpec(project_name="proj", arch=arch, loop=loop, epochs=epochs)
-    project = parent / f"{arch}-{loop}"
+def train_once(
+    arch: str, loop: str, epochs: int | None, parent: Path, **options: object
+) -> dict:
+    """Generate `arch` with its recipe (and kgen new's `options`), train it with
+    `python -m proj train`, score it."""
+    spec = ProjectSpec(
+        project_name="proj", arch=arch, loop=loop, epochs=epochs, **options
+    )
+    project = parent / "-".join([arch, loop, *(f"{k}={v}" for k, v in options.items())])
     create_project(spec.resolve(), project)
     out = project / "run"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -141,6 +141,13 @@ Strategy = Annotated[
         help=f"tf.distribute strategy: {_names(registry.STRATEGIES)} [default: default]."
     ),
 ]
+Tracking = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Experiment tracking besides TensorBoard: {_names(registry.TRACKING)} "
+        "[default: none]."
+    ),
+]
 Precision = Annotated[
     str | None,
     typer.Option(
@@ -164,6 +171,44 @@ Augment = Annotated[
     typer.Option(
         "--augment/--no-augment",
         help="Random flip/rotation/zoom/contrast on training images [default: off].",
+    ),
+]
+RandAugment = Annotated[
+    bool | None,
+    typer.Option(
+        "--randaugment/--no-randaugment",
+        help="Keras RandAugment on training images (with or without --augment) "
+        "[default: off].",
+    ),
+]
+ClassWeights = Annotated[
+    bool | None,
+    typer.Option(
+        "--class-weights/--no-class-weights",
+        help="Weight the loss by inverse class frequency of the training split "
+        "(multiclass, binary) [default: off].",
+    ),
+]
+KeepBest = Annotated[
+    bool | None,
+    typer.Option(
+        "--keep-best/--no-keep-best",
+        help="Save best.keras, the best epoch by a validation metric [default: off].",
+    ),
+]
+Ema = Annotated[
+    bool | None,
+    typer.Option(
+        "--ema/--no-ema",
+        help="Validate and export a moving average of the weights [default: off].",
+    ),
+]
+Tune = Annotated[
+    bool | None,
+    typer.Option(
+        "--tune/--no-tune",
+        help="A `tune` command: an Optuna search over the learning rate, weight decay, "
+        "dropout, batch size and augmentation [default: off].",
     ),
 ]
 JitCompile = Annotated[
@@ -259,6 +304,12 @@ def new(
     optimizer: Optimizer = None,
     lr_schedule: LrSchedule = None,
     augment: Augment = None,
+    randaugment: RandAugment = None,
+    class_weights: ClassWeights = None,
+    keep_best: KeepBest = None,
+    ema: Ema = None,
+    tune: Tune = None,
+    tracking: Tracking = None,
     loss: Loss = None,
     label_smoothing: LabelSmoothing = None,
     defaults: Annotated[
@@ -356,6 +407,12 @@ def update(
     optimizer: Optimizer = None,
     lr_schedule: LrSchedule = None,
     augment: Augment = None,
+    randaugment: RandAugment = None,
+    class_weights: ClassWeights = None,
+    keep_best: KeepBest = None,
+    ema: Ema = None,
+    tune: Tune = None,
+    tracking: Tracking = None,
     loss: Loss = None,
     label_smoothing: LabelSmoothing = None,
 ) -> None:

@@ -24,6 +24,7 @@ class KgenValues(Extension):
             kgen_arch=registry.ARCHITECTURES.__getitem__,
             kgen_task=registry.TASKS.__getitem__,
             kgen_optimizer=registry.OPTIMIZERS.__getitem__,
+            kgen_lr_schedule=registry.LR_SCHEDULES.__getitem__,
             kgen_strategy=registry.STRATEGIES.__getitem__,
             kgen_data_dir_help=registry.data_dir_help,
             kgen_tfds=registry.tfds_dataset,

@@ -498,7 +498,13 @@ class Task:
     prediction: str  # what predictions.csv holds
     predict_noun: str  # the same, in a few words
     metrics: tuple[str, ...]  # Keras metric names (top5_accuracy: more than 5 classes)
+    best_metric: str  # what --keep-best selects the best epoch by, by default
     sample_text: str  # how the bundled digits are labelled for this task (README)
+
+    @property
+    def val_metrics(self) -> tuple[str, ...]:
+        """The names validation logs give the loss and metrics: val_loss, val_<metric>."""
+        return ("val_loss", *(f"val_{name}" for name in self.metrics))
 
 
 TASKS: dict[str, Task] = {
@@ -516,6 +522,7 @@ TASKS: dict[str, Task] = {
         prediction="top classes and their probabilities",
         predict_noun="top classes",
         metrics=("accuracy", "top5_accuracy"),
+        best_metric="val_accuracy",
         sample_text="",
     ),
     "binary": Task(
@@ -532,6 +539,7 @@ TASKS: dict[str, Task] = {
         prediction="classes, most probable first, and their probabilities",
         predict_noun="class probabilities",
         metrics=("accuracy", "auc"),
+        best_metric="val_accuracy",
         sample_text=", as two classes: digits 0-4 and 5-9",
     ),
     "multilabel": Task(
@@ -551,6 +559,7 @@ TASKS: dict[str, Task] = {
         prediction="labels and each label's probability",
         predict_noun="label probabilities",
         metrics=("binary_accuracy", "auc"),
+        best_metric="val_auc",
         sample_text=", each with four labels: even, above_4, prime and closed_loop "
         "(0, 6, 8, 9)",
     ),
@@ -575,6 +584,7 @@ TASKS: dict[str, Task] = {
         prediction="predicted targets",
         predict_noun="predicted targets",
         metrics=("mae", "rmse"),
+        best_metric="val_loss",
         sample_text=", with the digit's value, 0-9, as the target",
     ),
 }
@@ -673,6 +683,9 @@ OPTIMIZERS: dict[str, Choice] = {
 LR_SCHEDULES: dict[str, Choice] = {
     "constant": Choice("constant", "the same learning rate throughout"),
     "cosine": Choice("cosine", "linear warmup, then cosine decay to zero"),
+    "plateau": Choice(
+        "plateau", "constant, divided when the validation loss stops improving"
+    ),
 }
 
 _T = TypeVar("_T")
@@ -728,6 +741,14 @@ def tfds_dataset(task: str, name: str | None = None) -> TfdsDataset:
     return TfdsDataset(name, channels=1, outputs=outputs, labels=default.labels)
 
 
+TRACKING: dict[str, Choice] = {
+    "none": Choice("none", "TensorBoard only (scalars and the HParams dashboard)"),
+    "mlflow": Choice(
+        "mlflow",
+        "also MLflow: settings, per-epoch metrics and status in an MLflow store",
+    ),
+}
+
 # The closed options and their tables: copier.yml's `choices:` are written from these.
 CHOICES: dict[str, dict] = {
     "arch": ARCHITECTURES,
@@ -739,4 +760,5 @@ CHOICES: dict[str, dict] = {
     "optimizer": OPTIMIZERS,
     "lr_schedule": LR_SCHEDULES,
     "loss": LOSSES,
+    "tracking": TRACKING,
 }

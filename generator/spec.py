@@ -83,6 +83,12 @@ class ProjectSpec:
     optimizer: str | None = None  # None: the family's recipe
     lr_schedule: str = "cosine"
     augment: bool = False
+    randaugment: bool = False  # Keras RandAugment on training images
+    class_weights: bool = False  # loss weighted by inverse class frequency
+    keep_best: bool = False  # best.keras: the best epoch by a validation metric
+    ema: bool = False  # a moving average of the weights for validation and export
+    tune: bool = False  # a `tune` command: an Optuna search over settings
+    tracking: str = "none"  # "mlflow": runs also logged to an MLflow store
     loss: str | None = None  # None: the task's default loss
     label_smoothing: float | None = None  # None: the recipe's (classification)
 
@@ -146,6 +152,7 @@ class ProjectSpec:
         optimizer = _given(self.optimizer, recipe.optimizer)
         _lookup("optimizer", registry.OPTIMIZERS, optimizer)
         _lookup("learning-rate schedule", registry.LR_SCHEDULES, self.lr_schedule)
+        _lookup("tracking", registry.TRACKING, self.tracking)
         if self.tfds_name is not None and self.data != "tfds":
             raise SpecError(
                 f"--tfds-name applies to --data tfds only, not --data {self.data}"
@@ -197,6 +204,10 @@ class ProjectSpec:
         if spec.label_smoothing and spec.task == "regression":
             raise SpecError(
                 "--label-smoothing applies to classification tasks, not regression"
+            )
+        if spec.class_weights and spec.task not in ("multiclass", "binary"):
+            raise SpecError(
+                f"--class-weights applies to multiclass and binary tasks, not {spec.task}"
             )
         if spec.data == "tfds" and not re.fullmatch(
             r"[a-z0-9_]+(/[\w.-]+)?(:[\w.*]+)?", spec.tfds_name
@@ -256,6 +267,8 @@ class ProjectSpec:
             warmup_epochs=spec.recipe.warmup_epochs,
             dropout=spec.recipe.dropout,
             augment_strength=spec.recipe.augment_strength,
+            augmenter=spec.augment or spec.randaugment,
+            best_metric=spec.task_info.best_metric,
             recipe_source=spec.recipe.source,
             reference_batch=registry.REFERENCE_BATCH,
         )

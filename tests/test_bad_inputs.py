@@ -127,6 +127,10 @@ GENERATOR["G37-label-smoothing-out-of-range"] = (
     ["--label-smoothing", "1.5"],
     r"--label-smoothing must be in \[0, 1\), got 1.5",
 )
+GENERATOR["G131-class-weights-for-regression"] = (
+    ["--task", "regression", "--class-weights"],
+    r"--class-weights applies to multiclass and binary tasks, not regression",
+)
 GENERATOR["G38-multilabel-with-one-label"] = (
     ["--task", "multilabel", "--data", "synthetic", "--num-classes", "1"],
     r"--num-classes must be at least 2 labels for multilabel, got 1 "
@@ -252,7 +256,7 @@ GENERATOR.update(
         ),
         "G67-unknown-lr-schedule": (
             ["--lr-schedule", "step"],
-            r"unknown learning-rate schedule 'step'; valid: constant, cosine",
+            r"unknown learning-rate schedule 'step'; valid: constant, cosine, plateau$",
         ),
         "G68-unknown-option": (
             ["--epoch", "3"],

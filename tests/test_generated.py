@@ -31,7 +31,7 @@ SUITES = [
     dict(arch="simple_cnn", loop="fit", data="synthetic", precision="mixed_bfloat16"),
     dict(arch="simple_cnn", loop="custom", data="synthetic", precision="mixed_float16"),
     dict(arch="simple_cnn", loop="custom", data="sample", jit_compile=True),
-    dict(arch="simple_cnn", loop="fit", data="sample", strategy="mirrored"),
+    dict(arch="simple_cnn", loop="fit", data="sample", strategy="mirrored", ema=True),
     dict(
         arch="simple_cnn",
         loop="custom",
@@ -44,10 +44,34 @@ SUITES = [
         arch="mlp", loop="fit", data="sample", optimizer="rmsprop", lr_schedule="cosine"
     ),
     dict(arch="simple_cnn", loop="fit", data="folder", image_size=32),
-    dict(arch="simple_cnn", loop="custom", data="sample", augment=True),
+    # Every training option at once, in each loop (each is also rendered alone).
+    dict(
+        arch="simple_cnn",
+        loop="custom",
+        data="sample",
+        augment=True,
+        randaugment=True,
+        class_weights=True,
+        lr_schedule="plateau",
+        ema=True,
+        keep_best=True,
+        tune=True,
+        tracking="mlflow",
+    ),
     dict(arch="simple_cnn", loop="fit", data="npz"),
     dict(arch="simple_cnn", loop="custom", data="sample", task="binary"),
-    dict(arch="mobilenet_v2", loop="fit", data="folder", task="binary", image_size=32),
+    dict(
+        arch="mobilenet_v2",
+        loop="fit",
+        data="folder",
+        task="binary",
+        image_size=32,
+        randaugment=True,
+        class_weights=True,
+        lr_schedule="plateau",
+        ema=True,
+        keep_best=True,
+    ),
     dict(arch="mlp", loop="custom", data="npz", task="binary"),
     dict(arch="mlp", loop="custom", data="npz", num_classes=4),
     dict(
@@ -62,7 +86,7 @@ SUITES = [
     dict(arch="simple_cnn", loop="custom", data="tfds", task="multilabel"),
     dict(arch="mobilenet_v3_small", loop="custom", data="npz", task="multilabel"),
     dict(arch="simple_cnn", loop="custom", data="sample", task="regression"),
-    dict(arch="simple_cnn", loop="fit", data="tfds", task="regression"),
+    dict(arch="simple_cnn", loop="fit", data="tfds", task="regression", keep_best=True),
     dict(arch="mlp", loop="custom", data="folder", task="regression", loss="huber"),
     dict(arch="simple_cnn", loop="fit", data="npz", label_smoothing=0.1),
     dict(arch="simple_cnn", loop="fit", data="tfrecord", task="binary"),
@@ -74,6 +98,8 @@ SUITES = [
         data="synthetic",
         task="multilabel",
         label_smoothing=0.1,
+        keep_best=True,
+        ema=True,
     ),
 ]
 

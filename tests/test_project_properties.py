@@ -49,6 +49,17 @@ PROJECTS = {
     "prop_folder_multilabel": dict(data="folder", task="multilabel", num_classes=2),
     "prop_tfds": dict(data="tfds"),
     "prop_synthetic": dict(data="synthetic"),
+    # Every training option and tune: its search space takes lists.
+    "prop_options": dict(
+        data="sample",
+        augment=True,
+        randaugment=True,
+        class_weights=True,
+        lr_schedule="plateau",
+        ema=True,
+        keep_best=True,
+        tune=True,
+    ),
 }
 
 
@@ -179,10 +190,11 @@ def config_files(draw, config: types.ModuleType) -> bytes:
 def _check_accepted(cfg: object, config: types.ModuleType) -> None:
     """An accepted config validates, and its numbers are finite and of their field's type."""
     config.validate(cfg)
-    for section in (cfg.data, cfg.model, cfg.train):
-        for spec in dataclasses.fields(section):
+    for section in (cfg.data, cfg.model, cfg.train, getattr(cfg, "tune", None)):
+        for spec in dataclasses.fields(section) if section else ():
             value = getattr(section, spec.name)
-            assert not isinstance(value, float) or math.isfinite(value), spec.name
+            for item in value if isinstance(value, list) else [value]:
+                assert not isinstance(item, float) or math.isfinite(item), spec.name
 
 
 @PROPERTY
@@ -242,7 +254,7 @@ def command_lines(draw, config: types.ModuleType) -> list[str]:
 
 @PROPERTY
 @given(data=st.data())
-@pytest.mark.parametrize("package", ["prop_sample", "prop_folder"])
+@pytest.mark.parametrize("package", ["prop_sample", "prop_folder", "prop_options"])
 def test_any_command_line_settings_are_loaded_in_range_or_refused(
     packages, package, data
 ):

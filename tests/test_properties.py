@@ -59,6 +59,17 @@ def choice(table: dict) -> st.SearchStrategy[str]:
     return st.one_of(st.sampled_from(list(table)), st.text(max_size=12))
 
 
+# On/off flags (--augment/--no-augment): drawn, but not spelled as "--flag VALUE".
+BOOLEANS = (
+    "augment",
+    "jit_compile",
+    "randaugment",
+    "class_weights",
+    "keep_best",
+    "ema",
+)
+
+
 @st.composite
 def spec_values(draw) -> dict[str, object]:
     """Keyword arguments for ProjectSpec: mostly of the right type, sometimes anything."""
@@ -70,8 +81,8 @@ def spec_values(draw) -> dict[str, object]:
     for name in FLOATS:
         values[name] = draw(st.one_of(st.none(), numbers))
     values["tfds_name"] = draw(st.one_of(st.none(), st.text(max_size=12)))
-    values["augment"] = draw(st.booleans())
-    values["jit_compile"] = draw(st.booleans())
+    for name in BOOLEANS:
+        values[name] = draw(st.booleans())
     if draw(st.integers(0, 3)) == 0:  # one field of the wrong type
         name = draw(st.sampled_from([f.name for f in fields(ProjectSpec)]))
         values[name] = draw(anything)
@@ -83,6 +94,7 @@ def spec_values(draw) -> dict[str, object]:
         "strategy",
         "precision",
         "lr_schedule",
+        "tracking",
     ):
         if values[name] is None:
             del values[name]  # not optional: None means "the dataclass default"
@@ -128,7 +140,7 @@ def _argv(values: dict[str, object]) -> list[str]:
     """The command-line spelling of spec values: each as text, as a user could type it."""
     argv = []
     for name, value in values.items():
-        if value is None or name in ("augment", "jit_compile", "project_name"):
+        if value is None or name in (*BOOLEANS, "project_name"):
             continue
         argv += [f"--{name.replace('_', '-')}", str(value)]
     return argv
@@ -194,13 +206,17 @@ def renderable(draw) -> dict[str, object]:
         "optimizer": draw(
             st.one_of(st.none(), st.sampled_from(list(CHOICES["optimizer"])))
         ),
-        "augment": draw(st.booleans()),
+        "lr_schedule": draw(st.sampled_from(list(registry.LR_SCHEDULES))),
+        "tracking": draw(st.sampled_from(list(registry.TRACKING))),
+        **{name: draw(st.booleans()) for name in BOOLEANS if name != "class_weights"},
         "epochs": draw(st.one_of(st.none(), st.integers(1, spec.MAX_EPOCHS))),
         "learning_rate": draw(
             st.one_of(st.none(), st.floats(1e-6, spec.MAX_LEARNING_RATE))
         ),
         "batch_size": draw(st.integers(1, spec.MAX_BATCH_SIZE)),
     }
+    if values["task"] in ("multiclass", "binary"):
+        values["class_weights"] = draw(st.booleans())
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -246,7 +262,7 @@ def test_any_update_options_are_accepted_in_range_or_refused_in_one_line(
     """`kgen update` parses the same options; the project is never touched by a refusal
     (the update itself is replaced by a recorder)."""
     project = committed_project
-    changes = {k: v for k, v in values.items() if k not in ("augment", "jit_compile")}
+    changes = {k: v for k, v in values.items() if k not in BOOLEANS}
     updated = []
     with mock.patch(
         "generator.render.update_project",

@@ -459,6 +459,92 @@ def test_augmentation_appears_only_when_chosen(tmp_path, data, augment):
     assert ("rotation: float" in config) == augment
 
 
+# Training options (issue 14, point 8): each alone, none, and all together.
+OPTION_SETS = [
+    (),
+    ("randaugment",),
+    ("class_weights",),
+    ("plateau",),
+    ("ema",),
+    ("keep_best",),
+    ("randaugment", "class_weights", "plateau", "ema", "keep_best"),
+]
+OPTION_CASES = [(loop, chosen) for loop in registry.LOOPS for chosen in OPTION_SETS]
+
+
+@pytest.mark.parametrize(
+    "loop, chosen",
+    tiered(OPTION_CASES, fast=[c for c in OPTION_CASES if len(c[1]) > 1]),
+)
+def test_training_options_appear_only_when_chosen(tmp_path, loop, chosen):
+    options = {name: True for name in chosen if name != "plateau"}
+    if "plateau" in chosen:
+        options["lr_schedule"] = "plateau"
+    project = generate(tmp_path, "proj", loop=loop, **options)
+    assert_clean(project)
+    code = read(project, "data", "optimization", "loop", "checkpoints", "config")
+    modules = {
+        "class_weights": "class_weights",
+        "plateau": "plateau",
+        "keep_best": "best",
+    }
+    for option, module in modules.items():
+        assert (project / "proj" / f"{module}.py").is_file() == (option in chosen)
+        code += read(project, module) if option in chosen else ""
+    assert ("RandAugment(" in code) == ("randaugment" in chosen)
+    assert ("balanced_weights" in code) == ("class_weights" in chosen)
+    assert ("loss_fn(labels, predictions, sample_weight=weights)" in code) == (
+        "class_weights" in chosen and loop == "custom"
+    )
+    assert ("ReduceOnPlateau(" in code) == ("plateau" in chosen)
+    assert ("CosineDecay" in code) == ("plateau" not in chosen)
+    assert ("use_ema=True" in code) == ("ema" in chosen)
+    assert ("SwapEMAWeights" in code) == ("ema" in chosen)
+    assert ("finalize_variable_values" in code) == (
+        "ema" in chosen and loop == "custom"
+    )
+    assert ("best.keras" in code) == ("keep_best" in chosen)
+    tests = {"class_weights", "plateau", "ema", "keep_best"}
+    names = {"keep_best": "best"}
+    for option in tests:
+        test = project / "tests" / f"test_{names.get(option, option)}.py"
+        assert test.is_file() == (option in chosen), test
+    readme = (project / "README.md").read_text()
+    assert ("## Training options" in readme) == bool(chosen)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"tune": True}, {"tune": True, "augment": True, "randaugment": True}],
+    ids=["no-tune", "tune", "tune-augmented"],
+)
+def test_tune_appears_only_when_chosen(tmp_path, options):
+    project = generate(tmp_path, "proj", **options)
+    assert_clean(project)
+    tune = bool(options)
+    assert (project / "proj" / "tune.py").is_file() == tune
+    assert (project / "tests" / "test_tune.py").is_file() == tune
+    config = (project / "proj" / "config.py").read_text()
+    assert ("class TuneConfig" in config) == tune
+    assert ("zoom: list =" in config) == ("augment" in options)
+    assert ("randaugment_factor: list =" in config) == ("randaugment" in options)
+    assert ('"optuna' in (project / "pyproject.toml").read_text()) == tune
+    assert ('"tune"' in read(project, "__main__")) == tune
+    assert ("tune:" in (project / "Makefile").read_text()) == tune
+
+
+@pytest.mark.parametrize("tracking", list(registry.TRACKING))
+def test_mlflow_tracking_appears_only_when_chosen(tmp_path, tracking):
+    project = generate(tmp_path, "proj", tracking=tracking)
+    assert_clean(project)
+    mlflow = tracking == "mlflow"
+    assert (project / "proj" / "tracking.py").is_file() == mlflow
+    assert (project / "tests" / "test_tracking.py").is_file() == mlflow
+    assert ("MLflowLogger(outdir, cfg)" in read(project, "checkpoints")) == mlflow
+    assert ('"mlflow-skinny' in (project / "pyproject.toml").read_text()) == mlflow
+    assert ("mlflow.db" in (project / ".gitignore").read_text()) == mlflow
+
+
 def test_copier_defaults_match_kgen_defaults():
     """Plain `copier copy` without kgen gives the same project as `kgen new --defaults`;
     defaults that depend on the task or data source (Jinja in copier.yml) agree for all.
@@ -473,6 +559,8 @@ def test_copier_defaults_match_kgen_defaults():
             default = config[key].get("default")
             if isinstance(default, str) and "{{" in default:
                 default = jinja.from_string(default).render(**answers)
+                if config[key]["type"] == "bool":  # copier casts the rendered text
+                    default = default == "True"
             elif not everything or key in ("project_name", "package_name"):
                 continue
             assert default == value, (task, data, key)
