@@ -329,7 +329,7 @@ PROJECT_NAMES.update(
         )
         for number, slug, name, package, owner in [
             (74, "absl", "absl", "absl", "absl-py"),
-            (75, "google", "google", "google", "googleapis-common-protos"),
+            (75, "google", "google", "google", "google-auth"),
             (76, "ml-dtypes", "ml-dtypes", "ml_dtypes", "ml-dtypes"),
             (77, "h5py", "h5py", "h5py", "h5py"),
             (78, "tensorboard", "tensorboard", "tensorboard", "tensorboard"),

@@ -274,6 +274,10 @@ def test_every_task_loop_and_source_renders_clean(tmp_path, task, loop, data):
         assert ("labels.csv" in read(project, "sources")) == (
             data == "folder" and task in ("multilabel", "regression")
         )
+    # Folder data decides the number of classes, labels or targets (binary needs 2).
+    assert ("with_outputs(cfg, names)" in read(project, "data")) == (
+        data == "folder" and task != "binary"
+    )
     # Serving paths load no evaluation code or plotting library.
     for module in ("predict", "export", "task", "images", "artifacts"):
         assert "evaluate" not in read(project, module), module

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -20,6 +21,7 @@ def benchmark(cfg: Config, steps: int = 100) -> dict[str, float]:
     keras.mixed_precision.set_global_policy(cfg.train.precision)
     strategy = make_strategy()
     datasets = data.build_datasets(cfg.data).cached()
+    cfg = dataclasses.replace(cfg, data=datasets.cfg)  # as the data settled it
     one_batch = datasets.train().take(1).cache().repeat()
     pipeline = images_per_second(
         pipeline_runner(datasets.train()), steps, cfg.data.batch_size
