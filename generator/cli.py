@@ -363,7 +363,9 @@ def _prompt_missing(spec: ProjectSpec, given: dict[str, object]) -> ProjectSpec:
         and not spec.architecture.needs_rgb
     ):
         spec = _ask(spec, "channels", "channels (1 or 3)", spec.default_channels(), int)
-    if "num_classes" not in given and not fixed_by_data and spec.task != "binary":
+    # Folder data: the project counts its class folders (labels.csv's columns) itself.
+    counted = fixed_by_data or spec.data == "folder"
+    if "num_classes" not in given and not counted and spec.task != "binary":
         label = f"number of {spec.task_info.outputs_noun}"
         spec = _ask(spec, "num_classes", label, spec.resolve().num_classes, int)
     return spec

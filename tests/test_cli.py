@@ -107,6 +107,15 @@ def test_an_invalid_answer_is_asked_again_with_the_reason(tmp_path, monkeypatch)
     assert (recorded["image_size"], recorded["channels"]) == (40, 3)
 
 
+def test_folder_data_is_not_asked_for_its_classes(tmp_path, monkeypatch):
+    """The project counts its class folders when it trains."""
+    monkeypatch.setattr(cli, "_interactive", lambda defaults: not defaults)
+    answers = ["", "", "", "folder", "", ""]  # arch, task, loop, data, size, channels
+    result = kgen("new", str(tmp_path / "asked"), input="\n".join(answers) + "\n")
+    assert result.exit_code == 0, result.output
+    assert "channels" in result.output and "number of classes" not in result.output
+
+
 def test_defaults_flag_never_prompts(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "_interactive", lambda defaults: not defaults)
     result = kgen("new", str(tmp_path / "quiet"), "--defaults", input="")
