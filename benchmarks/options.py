@@ -30,6 +30,8 @@ OPTIONS = {
     "none": {},
     "--augment": dict(augment=True),
     "--randaugment": dict(randaugment=True),
+    "--mix mixup": dict(mix="mixup"),
+    "--mix cutmix": dict(mix="cutmix"),
     "--class-weights": dict(class_weights=True),
     "--lr-schedule plateau": dict(lr_schedule="plateau"),
     "--ema": dict(ema=True),

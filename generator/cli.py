@@ -141,6 +141,13 @@ Strategy = Annotated[
         help=f"tf.distribute strategy: {_names(registry.STRATEGIES)} [default: default]."
     ),
 ]
+Mix = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Mix training images and labels in pairs: {_names(registry.MIXES)} "
+        "(classification) [default: none]."
+    ),
+]
 Tracking = Annotated[
     str | None,
     typer.Option(
@@ -305,6 +312,7 @@ def new(
     lr_schedule: LrSchedule = None,
     augment: Augment = None,
     randaugment: RandAugment = None,
+    mix: Mix = None,
     class_weights: ClassWeights = None,
     keep_best: KeepBest = None,
     ema: Ema = None,
@@ -410,6 +418,7 @@ def update(
     lr_schedule: LrSchedule = None,
     augment: Augment = None,
     randaugment: RandAugment = None,
+    mix: Mix = None,
     class_weights: ClassWeights = None,
     keep_best: KeepBest = None,
     ema: Ema = None,

@@ -741,6 +741,16 @@ def tfds_dataset(task: str, name: str | None = None) -> TfdsDataset:
     return TfdsDataset(name, channels=1, outputs=outputs, labels=default.labels)
 
 
+MIXES: dict[str, Choice] = {
+    "none": Choice("none", "each training image keeps its own label"),
+    "mixup": Choice(
+        "mixup", "MixUp: training images and their labels blended in pairs"
+    ),
+    "cutmix": Choice(
+        "cutmix", "CutMix: a box of another training image pasted in, labels by area"
+    ),
+}
+
 TRACKING: dict[str, Choice] = {
     "none": Choice("none", "TensorBoard only (scalars and the HParams dashboard)"),
     "mlflow": Choice(
@@ -761,4 +771,5 @@ CHOICES: dict[str, dict] = {
     "lr_schedule": LR_SCHEDULES,
     "loss": LOSSES,
     "tracking": TRACKING,
+    "mix": MIXES,
 }

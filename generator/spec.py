@@ -84,6 +84,7 @@ class ProjectSpec:
     lr_schedule: str = "cosine"
     augment: bool = False
     randaugment: bool = False  # Keras RandAugment on training images
+    mix: str = "none"  # MixUp or CutMix of training batches (classification)
     class_weights: bool = False  # loss weighted by inverse class frequency
     keep_best: bool = False  # best.keras: the best epoch by a validation metric
     ema: bool = False  # a moving average of the weights for validation and export
@@ -153,6 +154,7 @@ class ProjectSpec:
         _lookup("optimizer", registry.OPTIMIZERS, optimizer)
         _lookup("learning-rate schedule", registry.LR_SCHEDULES, self.lr_schedule)
         _lookup("tracking", registry.TRACKING, self.tracking)
+        _lookup("mix", registry.MIXES, self.mix)
         if self.tfds_name is not None and self.data != "tfds":
             raise SpecError(
                 f"--tfds-name applies to --data tfds only, not --data {self.data}"
@@ -204,6 +206,10 @@ class ProjectSpec:
         if spec.label_smoothing and spec.task == "regression":
             raise SpecError(
                 "--label-smoothing applies to classification tasks, not regression"
+            )
+        if spec.mix != "none" and spec.task == "regression":
+            raise SpecError(
+                f"--mix {spec.mix} applies to classification tasks, not regression"
             )
         if spec.class_weights and spec.task not in ("multiclass", "binary"):
             raise SpecError(

@@ -131,6 +131,10 @@ GENERATOR["G131-class-weights-for-regression"] = (
     ["--task", "regression", "--class-weights"],
     r"--class-weights applies to multiclass and binary tasks, not regression",
 )
+GENERATOR["G132-mix-for-regression"] = (
+    ["--task", "regression", "--mix", "mixup"],
+    r"--mix mixup applies to classification tasks, not regression",
+)
 GENERATOR["G38-multilabel-with-one-label"] = (
     ["--task", "multilabel", "--data", "synthetic", "--num-classes", "1"],
     r"--num-classes must be at least 2 labels for multilabel, got 1 "

@@ -95,6 +95,7 @@ def spec_values(draw) -> dict[str, object]:
         "precision",
         "lr_schedule",
         "tracking",
+        "mix",
     ):
         if values[name] is None:
             del values[name]  # not optional: None means "the dataclass default"
@@ -217,6 +218,8 @@ def renderable(draw) -> dict[str, object]:
     }
     if values["task"] in ("multiclass", "binary"):
         values["class_weights"] = draw(st.booleans())
+    if values["task"] != "regression":
+        values["mix"] = draw(st.sampled_from(list(registry.MIXES)))
     return {k: v for k, v in values.items() if v is not None}
 
 

@@ -496,7 +496,7 @@ def test_training_options_appear_only_when_chosen(tmp_path, loop, chosen):
         assert (project / "proj" / f"{module}.py").is_file() == (option in chosen)
         code += read(project, module) if option in chosen else ""
     assert ("RandAugment(" in code) == ("randaugment" in chosen)
-    assert ("balanced_weights" in code) == ("class_weights" in chosen)
+    assert ("class_weights.balanced(" in code) == ("class_weights" in chosen)
     assert ("loss_fn(labels, predictions, sample_weight=weights)" in code) == (
         "class_weights" in chosen and loop == "custom"
     )
@@ -547,6 +547,33 @@ def test_mlflow_tracking_appears_only_when_chosen(tmp_path, tracking):
     assert ("MLflowLogger(outdir, cfg)" in read(project, "checkpoints")) == mlflow
     assert ('"mlflow-skinny' in (project / "pyproject.toml").read_text()) == mlflow
     assert ("mlflow.db" in (project / ".gitignore").read_text()) == mlflow
+
+
+MIX_CASES = [
+    (mix, task)
+    for mix in registry.MIXES
+    for task in ("multiclass", "binary", "multilabel")
+]
+
+
+@pytest.mark.parametrize(
+    "mix, task", tiered(MIX_CASES, fast=[c for c in MIX_CASES if c[1] == "multiclass"])
+)
+def test_mixing_appears_only_when_chosen(tmp_path, mix, task):
+    project = generate(tmp_path, "proj", mix=mix, task=task, loop="custom")
+    assert_clean(project)
+    mixed = mix != "none"
+    assert (project / "proj" / "mixing.py").is_file() == mixed
+    assert (project / "tests" / "test_mixing.py").is_file() == mixed
+    code = read(project, "data", "task", "config") + (
+        read(project, "mixing") if mixed else ""
+    )
+    assert ("keras.layers.MixUp(" in code) == (mix == "mixup")
+    assert ("keras.layers.CutMix(" in code) == (mix == "cutmix")
+    assert ("mixup_alpha" in code) == (mix == "mixup")
+    assert ("cutmix_factor" in code) == (mix == "cutmix")
+    # Multiclass trains on mixed class probabilities and validates on class indices.
+    assert ("class Crossentropy" in code) == (mixed and task == "multiclass")
 
 
 def test_copier_defaults_match_kgen_defaults():
