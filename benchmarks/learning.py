@@ -51,6 +51,7 @@ FLOOR, MAX_GAP, SIMPLE_CNN_FLOOR, MAX_MODE_GAP = 0.90, 0.10, 0.985, 0.05
 
 # Run inside a trained project: accuracy of the saved model on a few training batches in
 # inference mode and in training mode. Stale normalization statistics separate the two.
+# (The examples as stored: the sample needs no crops.)
 MODES_SCRIPT = """
 import json, sys
 import keras
@@ -61,7 +62,9 @@ cfg = load_config(run + "/config.json")
 model = keras.models.load_model(run + "/model.keras", compile=False)
 hits = {False: 0, True: 0}
 seen = 0
-for images, labels, *_ in data.build_datasets(cfg.data).train().take(4):
+# Training examples as they are: no augmentation, mixing or class weights.
+datasets = data.build_datasets(cfg.data)
+for images, labels in data.batches(datasets.train_examples, 64).take(4):
     for training in hits:
         predicted = keras.ops.argmax(model(images, training=training), axis=-1)
         hits[training] += int(keras.ops.sum(keras.ops.cast(predicted == labels, "int32")))

@@ -36,7 +36,7 @@ OPTIONS = {
     "--lr-schedule plateau": dict(lr_schedule="plateau"),
     "--ema": dict(ema=True),
     "--keep-best": dict(keep_best=True),
-    "all but --augment": ALL,
+    "--randaugment --class-weights --lr-schedule plateau --ema --keep-best": ALL,
 }
 
 
