@@ -118,6 +118,24 @@ def save_output_names(workdir: Path, names: list[str]) -> None:
     write_json(workdir / OUTPUT_NAMES_FILE, names)
 
 
+def check_same_outputs(workdir: Path, names: list[str]) -> None:
+    """The data's outputs (class names, labels, targets) are those the run in workdir
+    was trained on, if it has any: renamed or added classes would be mislabelled."""
+    if not (workdir / OUTPUT_NAMES_FILE).is_file():
+        return
+    trained = load_output_names(workdir)
+    if names != trained:
+        raise ConfigError(
+            f"the data's outputs ({_listed(names)}) are not those the run in "
+            f"{str(workdir)!r} was trained on ({_listed(trained)}); use that data, or "
+            "start a new run"
+        )
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f", ... ({len(names)})" if len(names) > 5 else "")
+
+
 def load_output_names(workdir: Path) -> list[str]:
     """The names of the model's outputs, in order, as the run saved them."""
     names = read_json(workdir / OUTPUT_NAMES_FILE)

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import data
-from .artifacts import load_output_names, load_trained_model, write_json
+from .artifacts import check_same_outputs, load_trained_model, write_json
 from .checkpoints import EVALUATED_AS_TRAINED, check_same_settings, read_history
 from .config import Config
 from .errors import ConfigError
@@ -29,12 +29,7 @@ def evaluate(cfg: Config, workdir: Path) -> dict[str, float]:
     # Only the validation split is read: locally, even after a run on data.service.
     local = dataclasses.replace(cfg.data, service=None)
     datasets = data.build_datasets(local).cached()
-    trained = load_output_names(workdir)
-    if datasets.output_names != trained:
-        raise ConfigError(
-            f"the data's outputs ({_listed(datasets.output_names)}) are not those the "
-            f"model in {str(workdir)!r} was trained on ({_listed(trained)})"
-        )
+    check_same_outputs(workdir, datasets.output_names)
     metrics = evaluate_model(model, datasets.val, cfg)
     write_report(model, datasets.val, datasets.output_names, workdir)
     if (workdir / "history.csv").is_file():
@@ -55,10 +50,6 @@ def evaluate_model(
     model.compile(loss=make_loss(cfg.train), metrics=make_metrics(cfg.data.num_outputs))
     results = model.evaluate(val, return_dict=True, verbose=0)
     return {f"val_{name}": float(value) for name, value in results.items()}
-
-
-def _listed(names: list[str]) -> str:
-    return ", ".join(names[:5]) + (f", ... ({len(names)})" if len(names) > 5 else "")
 
 
 def _plot_history(rows: list[dict], path: Path) -> None:

@@ -41,9 +41,15 @@ def new_run_dir(name: str) -> Path:
             path = RUNS / f"{stem}-{number}"
 
 
+# What a new run holds before it has done anything: its lock and its output names.
+PLACEHOLDERS = (".lock", "output_names.json")
+
+
 def discard_if_empty(run: Path) -> None:
     """Remove a new run's directory if the command stopped before writing to it."""
-    if run.is_dir() and not any(run.iterdir()):
+    if run.is_dir() and all(path.name in PLACEHOLDERS for path in run.iterdir()):
+        for path in run.iterdir():
+            path.unlink()
         run.rmdir()
         # runs/ itself, if nothing else is in it; another train may have just made a
         # run there, which keeps it (ENOTEMPTY).
