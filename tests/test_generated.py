@@ -17,6 +17,13 @@ from generator import registry
 
 pytestmark = pytest.mark.slow
 
+TRAINING_OPTIONS = dict(
+    randaugment=True,
+    class_weights=True,
+    lr_schedule="plateau",
+    ema=True,
+    keep_best=True,
+)
 SUITES = [
     dict(arch="simple_cnn", loop="fit", data="sample"),
     dict(arch="simple_cnn", loop="custom", data="sample"),
@@ -50,12 +57,8 @@ SUITES = [
         loop="custom",
         data="sample",
         augment=True,
-        randaugment=True,
         mix="mixup",
-        class_weights=True,
-        lr_schedule="plateau",
-        ema=True,
-        keep_best=True,
+        **TRAINING_OPTIONS,
         tune=True,
         tracking="mlflow",
     ),
@@ -67,12 +70,8 @@ SUITES = [
         data="folder",
         task="binary",
         image_size=32,
-        randaugment=True,
         mix="cutmix",
-        class_weights=True,
-        lr_schedule="plateau",
-        ema=True,
-        keep_best=True,
+        **TRAINING_OPTIONS,
     ),
     dict(arch="mlp", loop="custom", data="npz", task="binary"),
     dict(arch="mlp", loop="custom", data="npz", num_classes=4),
