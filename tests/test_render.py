@@ -93,6 +93,7 @@ def expected_files(package: str, data: str) -> set[str]:
                 "data_service",
                 "report",
                 "runs",
+                "serving",
                 "task",
                 "train",
             )
@@ -101,6 +102,7 @@ def expected_files(package: str, data: str) -> set[str]:
         "tests/test_model.py",
         "tests/test_outputs.py",
         "tests/test_prepared.py",
+        "tests/test_report.py",
         "tests/test_runs.py",
         "tests/test_train.py",
     }
@@ -110,6 +112,8 @@ def expected_files(package: str, data: str) -> set[str]:
         files.add(f"{package}/sources.py")
     if data in ("tfds", "folder", "npz", "tfrecord"):
         files.add("tests/conftest.py")
+    if data != "synthetic":  # evaluate --data-dir: a test set
+        files.add(f"{package}/test_set.py")
     return files
 
 

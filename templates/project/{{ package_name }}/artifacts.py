@@ -22,14 +22,19 @@ if TYPE_CHECKING:  # the command line reads configs without loading TensorFlow
 
 
 def write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text as write_bytes does."""
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path: Path, contents: bytes) -> None:
     """Write via a temporary file and a rename: a crash never leaves a truncated file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, prefix=f".{path.name}.", delete=False
+        dir=path.parent, prefix=f".{path.name}.", delete=False
     )
     try:
         with tmp:
-            tmp.write(text)
+            tmp.write(contents)
         os.chmod(tmp.name, 0o666 & ~_umask())  # as open() would: tmp is private
         os.replace(tmp.name, path)
     except BaseException:  # a full disk, say: no temporary file is left behind

@@ -22,16 +22,16 @@ from .task import make_loss, make_metrics
 
 
 def evaluate(cfg: Config, workdir: Path) -> dict[str, float]:
-    """Reload workdir/model.keras and write, next to it: metrics.json, the task's report
-    and (from history.csv) training_curves.png."""
+    """Reload workdir/model.keras and write, next to it: metrics.json, training_curves.png
+    (from history.csv) and the validation report (report.md and what it links)."""
     check_same_settings(workdir, cfg, only=EVALUATED_AS_TRAINED)
     model = load_trained_model(workdir)
     # Only the validation split is read: locally, even after a run on data.service.
     local = dataclasses.replace(cfg.data, service=None)
     datasets = data.build_datasets(local).cached()
     check_same_outputs(workdir, datasets.output_names)
-    metrics = evaluate_model(model, datasets.val, cfg)
-    write_report(model, datasets.val, datasets.output_names, workdir)
+    metrics = evaluate_model(model, datasets.val, cfg, prefix="val_")
+    write_json(workdir / "metrics.json", metrics)
     if (workdir / "history.csv").is_file():
         try:
             rows = read_history(workdir / "history.csv")
@@ -39,17 +39,19 @@ def evaluate(cfg: Config, workdir: Path) -> dict[str, float]:
             print(f"warning: no training curves: {error}", file=sys.stderr)
         else:
             _plot_history(rows, workdir / "training_curves.png")
-    write_json(workdir / "metrics.json", metrics)
+    write_report(
+        model, datasets.val, datasets.output_names, workdir, "validation", metrics
+    )
     return metrics
 
 
 def evaluate_model(
-    model: keras.Model, val: tf.data.Dataset, cfg: Config
+    model: keras.Model, batches: tf.data.Dataset, cfg: Config, prefix: str
 ) -> dict[str, float]:
-    """Validation loss and metrics, with Keras names prefixed by "val_"."""
+    """Loss and metrics over all of `batches`, with Keras names prefixed by `prefix`."""
     model.compile(loss=make_loss(cfg.train), metrics=make_metrics(cfg.data.num_outputs))
-    results = model.evaluate(val, return_dict=True, verbose=0)
-    return {f"val_{name}": float(value) for name, value in results.items()}
+    results = model.evaluate(batches, return_dict=True, verbose=0)
+    return {f"{prefix}{name}": float(value) for name, value in results.items()}
 
 
 def _plot_history(rows: list[dict], path: Path) -> None:
