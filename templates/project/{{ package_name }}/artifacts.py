@@ -130,10 +130,17 @@ def check_same_outputs(workdir: Path, names: list[str]) -> None:
         return
     trained = load_output_names(workdir)
     if names != trained:
+        missing = [name for name in trained if name not in names]
+        added = [name for name in names if name not in trained]
+        difference = "; ".join(
+            f"{what}: {_listed(which)}"
+            for what, which in (("missing", missing), ("not trained on", added))
+            if which
+        )
         raise ConfigError(
-            f"the data's outputs ({_listed(names)}) are not those the run in "
-            f"{str(workdir)!r} was trained on ({_listed(trained)}); use that data, or "
-            "start a new run"
+            f"the data's outputs are not those the run in {str(workdir)!r} was trained "
+            f"on ({difference or 'the same names in another order'}); use that data, "
+            "or start a new run"
         )
 
 
