@@ -1603,7 +1603,7 @@ RUN = {
     "P88-predict-a-file-that-is-not-an-image": (
         {},
         ["predict", "{tmp}/notes.png"],
-        r"'.*notes.png' is not a readable image$",
+        r"none of the 1 image file\(s\) could be read$",
     ),
     "P89-predict-top-k-zero": (
         {},
@@ -1786,7 +1786,7 @@ def test_P93_export_into_an_unwritable_directory(project, finished_run, tmp_path
     assert_project_refused(
         result,
         r"\[Errno (1|13)\] (Operation not permitted|Permission denied): "
-        r"'.*exports/model.keras'$",
+        r"'.*exports/[^/']*'$",
     )
     assert list(exports.iterdir()) == []
 
