@@ -218,6 +218,15 @@ Tune = Annotated[
         "dropout, batch size and augmentation [default: off].",
     ),
 ]
+Weights = Annotated[
+    str | None,
+    typer.Option(
+        help="The backbone's initial weights: none (from scratch), imagenet (downloaded "
+        "by Keras on the first train), or the path of a weights file saved from the same "
+        "keras.applications backbone; pretrained backbones are fine-tuned in two phases "
+        "[default: none].",
+    ),
+]
 JitCompile = Annotated[
     bool | None,
     typer.Option(
@@ -320,6 +329,7 @@ def new(
     tracking: Tracking = None,
     loss: Loss = None,
     label_smoothing: LabelSmoothing = None,
+    weights: Weights = None,
     defaults: Annotated[
         bool,
         typer.Option(
@@ -426,6 +436,7 @@ def update(
     tracking: Tracking = None,
     loss: Loss = None,
     label_smoothing: LabelSmoothing = None,
+    weights: Weights = None,
 ) -> None:
     """Merge template improvements (and changed answers) into the project at PATH.
 

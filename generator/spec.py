@@ -92,6 +92,7 @@ class ProjectSpec:
     tracking: str = "none"  # "mlflow": runs also logged to an MLflow store
     loss: str | None = None  # None: the task's default loss
     label_smoothing: float | None = None  # None: the recipe's (classification)
+    weights: str = "none"  # "imagenet" or a weights file: a pretrained start, fine-tuned
 
     @property
     def package_name(self) -> str:
@@ -189,6 +190,7 @@ class ProjectSpec:
         )
         _check_image_size(arch, spec.image_size)
         _check_channels(arch, spec.channels)
+        spec = replace(spec, weights=_checked_weights(spec))
         _check_count("--epochs", spec.epochs, MAX_EPOCHS)
         _check_count("--batch-size", spec.batch_size, MAX_BATCH_SIZE)
         _check_learning_rate(spec.learning_rate)
@@ -268,7 +270,8 @@ class ProjectSpec:
             keras_module=arch.keras_module,
             preprocessing=arch.preprocessing,
             param_count=param_count(spec),
-            batchnorm=arch.batchnorm,
+            # A pretrained backbone keeps its BatchNormalization frozen: nothing to size.
+            batchnorm=arch.batchnorm and spec.weights == "none",
             weight_decay=spec.weight_decay(),
             warmup_epochs=spec.recipe.warmup_epochs,
             dropout=spec.recipe.dropout,
@@ -425,6 +428,47 @@ def _check_image_size(arch: registry.Architecture, size: int) -> None:
         raise SpecError(
             f"--image-size {size} is too large: the maximum is {MAX_IMAGE_SIZE}"
         )
+
+
+# What keras.Model.load_weights reads: Keras 3 weights files, legacy HDF5, .keras archives.
+WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".hdf5", ".keras")
+
+
+def _checked_weights(spec: ProjectSpec) -> str:
+    """none, imagenet, or a weights file's absolute path; only where they can load."""
+    weights, arch = spec.weights, spec.architecture
+    if weights == "none":
+        return weights
+    if not arch.is_application:
+        raise SpecError(
+            f"--weights {weights} needs a keras.applications architecture; {arch.name} "
+            "has no pretrained weights (use --weights none)"
+        )
+    if spec.lr_schedule == "plateau":
+        raise SpecError(
+            "--weights fine-tunes at a lower rate after the head's epochs, which "
+            "--lr-schedule plateau would also change: use constant or cosine"
+        )
+    if weights == "imagenet":
+        if arch.keras_module == "nasnet" and spec.image_size != arch.default_size:
+            raise SpecError(
+                f"--weights imagenet: {arch.name}'s ImageNet weights take "
+                f"{arch.default_size}x{arch.default_size} images only (--image-size "
+                f"{arch.default_size}), not {spec.image_size}"
+            )
+        return weights
+    path = Path(weights)
+    if weights.startswith("~"):
+        try:
+            path = path.expanduser()
+        except RuntimeError:  # ~user of no user: not a file
+            pass
+    if not path.name.endswith(WEIGHTS_SUFFIXES) or not path.is_file():
+        raise SpecError(
+            f"--weights {weights!r} is not none, imagenet or a weights file "
+            f"({', '.join(WEIGHTS_SUFFIXES)}) saved from the same {arch.name} backbone"
+        )
+    return str(path.resolve())
 
 
 def _check_channels(arch: registry.Architecture, channels: int) -> None:

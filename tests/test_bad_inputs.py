@@ -135,6 +135,30 @@ GENERATOR["G132-mix-for-regression"] = (
     ["--task", "regression", "--mix", "mixup"],
     r"--mix mixup applies to classification tasks, not regression",
 )
+GENERATOR["G133-weights-for-simple-cnn"] = (
+    ["--weights", "imagenet"],
+    r"--weights imagenet needs a keras.applications architecture; simple_cnn has no "
+    r"pretrained weights \(use --weights none\)",
+)
+GENERATOR["G134-weights-file-missing"] = (
+    ["--arch", "mobilenet", "--weights", "no/such.weights.h5"],
+    r"--weights 'no/such.weights.h5' is not none, imagenet or a weights file "
+    r"\(.weights.h5, .h5, .hdf5, .keras\) saved from the same mobilenet backbone",
+)
+GENERATOR["G135-weights-misspelt"] = (
+    ["--arch", "mobilenet", "--weights", "imagnet"],
+    r"--weights 'imagnet' is not none, imagenet or a weights file",
+)
+GENERATOR["G136-weights-with-plateau"] = (
+    ["--arch", "mobilenet", "--weights", "imagenet", "--lr-schedule", "plateau"],
+    r"--weights fine-tunes at a lower rate after the head's epochs, which "
+    r"--lr-schedule plateau would also change: use constant or cosine",
+)
+GENERATOR["G137-imagenet-nasnet-at-another-size"] = (
+    ["--arch", "nasnet_mobile", "--weights", "imagenet", "--image-size", "96"],
+    r"--weights imagenet: nasnet_mobile's ImageNet weights take 224x224 images only "
+    r"\(--image-size 224\), not 96",
+)
 GENERATOR["G38-multilabel-with-one-label"] = (
     ["--task", "multilabel", "--data", "synthetic", "--num-classes", "1"],
     r"--num-classes must be at least 2 labels for multilabel, got 1 "

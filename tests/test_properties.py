@@ -81,6 +81,9 @@ def spec_values(draw) -> dict[str, object]:
     for name in FLOATS:
         values[name] = draw(st.one_of(st.none(), numbers))
     values["tfds_name"] = draw(st.one_of(st.none(), st.text(max_size=12)))
+    values["weights"] = draw(
+        st.one_of(st.sampled_from(["none", "imagenet"]), st.text(max_size=12))
+    )
     for name in BOOLEANS:
         values[name] = draw(st.booleans())
     if draw(st.integers(0, 3)) == 0:  # one field of the wrong type
@@ -220,6 +223,11 @@ def renderable(draw) -> dict[str, object]:
         values["class_weights"] = draw(st.booleans())
     if values["task"] != "regression":
         values["mix"] = draw(st.sampled_from(list(registry.MIXES)))
+    if (
+        values["arch"] not in ("simple_cnn", "mlp")
+        and values["lr_schedule"] != "plateau"
+    ):
+        values["weights"] = draw(st.sampled_from(["none", "imagenet"]))
     return {k: v for k, v in values.items() if v is not None}
 
 

@@ -6,6 +6,7 @@ import ast
 import compileall
 import difflib
 import itertools
+import json
 import os
 import re
 import shlex
@@ -694,3 +695,33 @@ def test_project_tooling_parses_and_runs_commands_that_exist(tmp_path):
         text=True,
     )
     assert check.stdout.split() == ignored
+
+
+@pytest.mark.parametrize("loop", list(registry.LOOPS))
+@pytest.mark.parametrize("weights", ["none", "imagenet", "file"])
+def test_pretrained_weights_appear_only_when_chosen(tmp_path, loop, weights):
+    if weights == "file":  # recorded as an absolute path
+        (tmp_path / "start.weights.h5").write_bytes(b"")
+        weights = os.path.relpath(tmp_path / "start.weights.h5")
+    project = generate(
+        tmp_path, "proj", arch="mobilenet_v2", loop=loop, weights=weights
+    )
+    assert_clean(project)
+    pretrained = weights != "none"
+    assert (project / "proj" / "fine_tuning.py").is_file() == pretrained
+    assert (project / "tests" / "test_fine_tuning.py").is_file() == pretrained
+    assert (project / "tests" / "conftest.py").is_file() == pretrained
+    code = read(project, "model", "loop", "optimization", "config", "export")
+    assert ("FineTuning(cfg.train" in code) == pretrained
+    assert ("FineTuningRate(" in code) == pretrained
+    assert ("make_train_function" in code) == (pretrained and loop == "fit")
+    recorded = (
+        "imagenet" if weights == "imagenet" else str(tmp_path / "start.weights.h5")
+    )
+    assert (f"default={json.dumps(recorded)}," in code) == pretrained
+    assert ("weights=cfg.weights" in code) == pretrained
+    # Frozen pretrained BatchNormalization keeps its statistics: no momentum to size.
+    assert ("batchnorm_momentum" in code) == (not pretrained)
+    readme = (project / "README.md").read_text()
+    assert ("## Pretrained start and fine-tuning" in readme) == pretrained
+    assert ("Downloading ImageNet weights" in readme) == (weights == "imagenet")
