@@ -4,7 +4,8 @@ The bundled digits are split by class. Digits 0-4 train a model from scratch; it
 backbone's weights are saved as a weights file. Digits 5-9, with few training images
 (data.validation_split 0.8: about 36 per class), then train two projects alike but for
 their start: from scratch, and from that file with kgen's two-phase fine-tuning (the
-head on the frozen backbone, then its top layers at a lower rate). ImageNet weights
+head on the frozen backbone, then the backbone at a lower rate), with its defaults and
+with keras-io's more cautious values. ImageNet weights
 need a download, which these machines cannot make; the pretrained digits are a stand-in.
 
 Prints a Markdown table and writes JSON.
@@ -34,6 +35,13 @@ SAMPLE = next(
     Path(__file__).resolve().parents[1].glob("templates/project/*/*/digits.npz")
 )
 SIZE = 32  # the sample's size for keras.applications models
+# keras-io's EfficientNet example: the top 20 layers at a hundredth of the rate, after a
+# long head phase (here a third of the run).
+CAUTIOUS = [
+    "train.fine_tune_layers=20",
+    "train.fine_tune_factor=0.01",
+    "train.head_epochs=5",
+]
 
 # Run inside the pretrained project: its backbone's weights as a weights file that a
 # freshly built keras.applications backbone loads (the layers share their names).
@@ -99,11 +107,15 @@ def main() -> None:
     parser.add_argument("--arch", default="mobilenet_v2")
     parser.add_argument("--epochs", type=int, help="default: the family's recipe")
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="KEY=VALUE settings of the fine-tuned run"
+    )
+    parser.add_argument("--keep", type=Path, help="work here, and keep the projects")
     args = parser.parse_args()
     keras_class = registry.ARCHITECTURES[args.arch].keras_class
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        parent = Path(tmp)
+        parent = args.keep or Path(tmp)
         write_split(parent / "first" / "data", range(0, 5))
         write_split(parent / "second" / "data", range(5, 10))
         pre = project(parent, "pretrain", args.arch, args.epochs)
@@ -129,12 +141,15 @@ def main() -> None:
             f"data.data_dir={parent / 'second' / 'data'}",
             "data.validation_split=0.8",
         ]
-        for name, start, options in (
-            ("scratch", "from scratch", {}),
-            ("tuned", "from digits 0-4 (--weights PATH)", {"weights": str(weights)}),
+        scratch = project(parent, "scratch", args.arch, args.epochs)
+        tuned = project(parent, "tuned", args.arch, args.epochs, weights=str(weights))
+        for target, start, settings in (
+            (scratch, "from scratch", []),
+            (tuned, "from digits 0-4 (--weights PATH), defaults", args.set),
+            (tuned, "from digits 0-4, keras-io's cautious values", CAUTIOUS),
         ):
-            target = project(parent, name, args.arch, args.epochs, **options)
-            metrics, seconds = train(target, parent / f"run-{len(rows)}", *few)
+            out = parent / f"run-{len(rows)}"
+            metrics, seconds = train(target, out, *few, *settings)
             rows.append((f"digits 5-9, 20 % for training, {start}", metrics, seconds))
     lines = [
         f"{args.arch} at {SIZE}x{SIZE}, {platform.processor() or platform.machine()}, "

@@ -404,7 +404,7 @@ def test_fine_tuning_from_a_weights_file_with_model_fit(project_factory, tmp_pat
         )
         assert result.returncode == 0, result.stderr[-3000:]
         assert "training the head on the frozen backbone" in result.stdout
-        assert ("fine-tuning the backbone's top 20 layers" in result.stdout) == (
+        assert ("fine-tuning the whole backbone" in result.stdout) == (
             epochs == 2
         )
         model = str(out / "model.keras")

@@ -9,6 +9,8 @@ normalization statistics make it far lower).
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 
 import pytest
@@ -55,3 +57,28 @@ def test_family_learns_and_generalizes(tmp_path, family, arch, loop):
     assert row["final_val_accuracy"] >= floor, row
     assert row["train_minus_val"] <= learning.MAX_GAP, row
     assert row["inference_minus_training_mode"] >= -learning.MAX_MODE_GAP, row
+
+
+def test_a_pretrained_start_beats_training_from_scratch(tmp_path):
+    """benchmarks/fine_tuning.py: MobileNetV2 trained on digits 0-4 starts, with
+    --weights PATH, a project on digits 5-9 with ~36 training images per class; with
+    the fine-tuning defaults it must beat the same project from scratch by 0.10
+    (measured: 0.852 against 0.690)."""
+    out = tmp_path / "fine_tuning.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "fine_tuning.py"),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    pretrain, scratch, tuned = (
+        row["val_accuracy"] for row in json.loads(out.read_text())[:3]
+    )
+    assert pretrain >= 0.90, pretrain
+    assert tuned >= scratch + 0.10, (tuned, scratch)
