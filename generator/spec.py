@@ -432,6 +432,8 @@ def _check_image_size(arch: registry.Architecture, size: int) -> None:
 
 # What keras.Model.load_weights reads: Keras 3 weights files, legacy HDF5, .keras archives.
 WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".hdf5", ".keras")
+# Their first bytes: .h5 files are HDF5, .keras files zip archives.
+HDF5_SIGNATURE, ZIP_SIGNATURE = b"\x89HDF\r\n\x1a\n", b"PK\x03\x04"
 
 
 def _checked_weights(spec: ProjectSpec) -> str:
@@ -468,6 +470,11 @@ def _checked_weights(spec: ProjectSpec) -> str:
             f"--weights {weights!r} is not none, imagenet or a weights file "
             f"({', '.join(WEIGHTS_SUFFIXES)}) saved from the same {arch.name} backbone"
         )
+    with path.open("rb") as file:
+        signature = file.read(8)
+    if not signature.startswith((HDF5_SIGNATURE, ZIP_SIGNATURE)):
+        kind = "a zip archive" if path.suffix == ".keras" else "an HDF5 file"
+        raise SpecError(f"--weights {weights!r} is not {kind}: is it a weights file?")
     return str(path.resolve())
 
 

@@ -691,6 +691,9 @@ def test_G119_update_to_zero_epochs(shared_project):
 
 # Generator entries whose test lives with the tests of the same feature.
 GENERATOR_ELSEWHERE = {
+    "G138-weights-file-not-hdf5": (
+        "tests/test_cli.py::test_a_weights_file_is_checked_before_anything_is_written"
+    ),
     "P101-prepared-data-of-another-image-size": (
         "tests/test_data_scale.py::"
         "test_prepared_data_of_another_size_or_damaged_is_refused"

@@ -523,3 +523,15 @@ def _processes_working_in(root: Path, wait: float = 10.0) -> list[str]:
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
+
+
+def test_a_weights_file_is_checked_before_anything_is_written(tmp_path):
+    """kgen reads a weights file's first bytes (it never imports TensorFlow): an HDF5
+    or zip signature, else one line and nothing made."""
+    fake = tmp_path / "notes.weights.h5"
+    fake.write_text("not weights")
+    options = ["--defaults", "--arch", "mobilenet", "--weights", str(fake)]
+    result = kgen("new", str(tmp_path / "proj"), *options)
+    assert result.exit_code == 2
+    assert "is not an HDF5 file: is it a weights file?" in result.output
+    assert not (tmp_path / "proj").exists()

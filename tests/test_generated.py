@@ -82,6 +82,7 @@ SUITES = [
         data="npz",
         task="multilabel",
         weights="imagenet",
+        ema=True,
     ),
     dict(arch="simple_cnn", loop="custom", data="sample", task="regression"),
     dict(arch="simple_cnn", loop="fit", data="tfds", task="regression", keep_best=True),
@@ -362,8 +363,11 @@ if len(sys.argv) == 2:
     sys.exit()
 backbone.load_weights(sys.argv[1])
 trained = keras.models.load_model(sys.argv[2], compile=False).get_layer("backbone")
+# Equal but for float32 rounding: the saved model holds the weights' moving average
+# (--ema), which of a constant weight is that weight within rounding.
 equal = [
-    np.array_equal(a, b) for a, b in zip(trained.weights, backbone.weights, strict=True)
+    np.allclose(a, b, rtol=1e-6, atol=0)
+    for a, b in zip(trained.weights, backbone.weights, strict=True)
 ]
 normalization = [
     isinstance(layer, keras.layers.BatchNormalization)
@@ -386,29 +390,36 @@ def test_fine_tuning_from_a_weights_file_with_model_fit(project_factory, tmp_pat
     result = run_python("-c", BACKBONE_CHECK, str(weights), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     project = project_factory(
-        "proj", arch="mobilenet", loop="fit", data="sample", weights=str(weights)
+        "proj",
+        arch="mobilenet",
+        loop="fit",
+        data="sample",
+        weights=str(weights),
+        ema=True,  # its averages cover phase 2's variables, even in phase 1
     )
     short = ["--steps-per-epoch", "3", "--batch-size", "16", "train.head_epochs=1"]
     for epochs, expected in ((1, "same"), (2, "tuned")):
         out = tmp_path / f"run-{epochs}"
-        result = run_python(
-            "-m",
-            "proj",
-            "train",
-            "--epochs",
-            str(epochs),
-            "--output-dir",
-            str(out),
-            *short,
-            cwd=project,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
+        result = train(project, out, "--epochs", str(epochs), *short)
         assert "training the head on the frozen backbone" in result.stdout
-        assert ("fine-tuning the whole backbone" in result.stdout) == (
-            epochs == 2
-        )
+        assert ("fine-tuning the whole backbone" in result.stdout) == (epochs == 2)
         model = str(out / "model.keras")
         check = run_python(
             "-c", BACKBONE_CHECK, str(weights), model, expected, cwd=project
         )
         assert check.returncode == 0, check.stderr[-3000:]
+    # A damaged file, or another model's, is refused before the run writes anything.
+    damaged = tmp_path / "damaged.weights.h5"
+    damaged.write_bytes(weights.read_bytes()[:5000])
+    other = tmp_path / "other.weights.h5"
+    code = BACKBONE_CHECK.replace("MobileNet(", "MobileNetV2(")
+    assert run_python("-c", code, str(other), cwd=tmp_path).returncode == 0
+    for path, message in ((damaged, "cannot read"), (other, "does not fit")):
+        bad = tmp_path / "refused"
+        setting = f"model.weights={path}"
+        result = run_python(
+            "-m", "proj", "train", "--output-dir", str(bad), setting, cwd=project
+        )
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert message in result.stderr.splitlines()[-1], result.stderr[-3000:]
+        assert not bad.exists()

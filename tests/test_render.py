@@ -701,7 +701,7 @@ def test_project_tooling_parses_and_runs_commands_that_exist(tmp_path):
 @pytest.mark.parametrize("weights", ["none", "imagenet", "file"])
 def test_pretrained_weights_appear_only_when_chosen(tmp_path, loop, weights):
     if weights == "file":  # recorded as an absolute path
-        (tmp_path / "start.weights.h5").write_bytes(b"")
+        (tmp_path / "start.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
         weights = os.path.relpath(tmp_path / "start.weights.h5")
     project = generate(
         tmp_path, "proj", arch="mobilenet_v2", loop=loop, weights=weights
