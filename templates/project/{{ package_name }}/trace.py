@@ -123,7 +123,9 @@ def _valid(row: object, integers: int) -> bool:
         isinstance(row, list)
         and len(row) == 3
         and all(type(value) is int for value in row[:integers])
-        and all(value is None or type(value) in (int, float) for value in row[integers:])
+        and all(
+            value is None or type(value) in (int, float) for value in row[integers:]
+        )
     )
 
 
