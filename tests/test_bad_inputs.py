@@ -961,6 +961,36 @@ PROJECT = {
         {"c.json": {"data": {"crop_area": 1.0}}},
         r"data.crop_area = 1.0 is not valid: must be 0 or in \[0.01, 1\)$",
     ),
+    "P112-lr-find-rates-reversed": (
+        ["lr-find", "--min-lr", "1", "--max-lr", "0.1"],
+        {},
+        r"--min-lr 1 must be below --max-lr 0.1$",
+    ),
+    "P113-lr-find-rate-not-positive": (
+        ["lr-find", "--min-lr", "0"],
+        {},
+        r"--min-lr 0 is not a learning rate in \(0, 1e6\]$",
+    ),
+    "P114-lr-find-too-few-steps": (
+        ["lr-find", "--steps", "5"],
+        {},
+        r"--steps 5 is too few for a sweep: use 10 or more$",
+    ),
+    "P115-lr-find-into-a-training-run": (
+        ["lr-find", "--output-dir", "{tmp}/run"],
+        {"run": None, "run/checkpoints": None, "run/checkpoints/ckpt-1.index": "x"},
+        r"'.*run' is a training run: give lr-find another --output-dir$",
+    ),
+    "P116-lr-find-apply-into-a-missing-directory": (
+        ["lr-find", "--apply", "{tmp}/nowhere/lr.json"],
+        {},
+        r"--apply '.*nowhere/lr.json' is not a file in a directory$",
+    ),
+    "P117-doctor-on-a-directory-without-a-run": (
+        ["doctor", "{tmp}/empty"],
+        {"empty": None},
+        r"'.*empty' holds no run \(no config.json\)$",
+    ),
     "P01-config-unknown-key": (
         ["train", "--config", "{tmp}/c.json"],
         {"c.json": {"train": {"epoch": 3}}},
