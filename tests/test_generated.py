@@ -30,7 +30,6 @@ SUITES = [
     dict(
         arch="simple_cnn", loop="custom", data="tfds", tfds_name="cifar10", channels=3
     ),
-    dict(arch="mobilenet_v2", loop="custom", data="sample"),
     dict(arch="simple_cnn", loop="fit", data="synthetic", precision="mixed_bfloat16"),
     dict(arch="simple_cnn", loop="custom", data="synthetic", precision="mixed_float16"),
     dict(arch="simple_cnn", loop="custom", data="sample", jit_compile=True),
