@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -72,17 +74,25 @@ class TrainingTrace(keras.callbacks.Callback):
 def probe(
     model: keras.Model, loss: keras.losses.Loss, images: tf.Tensor, labels: tf.Tensor
 ) -> tuple[float, float]:
-    """The model's loss on one batch in training mode, and its gradient's global norm;
-    the model's other state (normalization statistics, random generators) is left as
-    it was."""
-    state = [variable.numpy() for variable in model.non_trainable_variables]
-    with tf.GradientTape() as tape:
+    """The model's loss on one batch in training mode, and its gradient's global
+    norm, leaving the model's state as it was."""
+    with state_kept(model), tf.GradientTape() as tape:
         value = loss(labels, model(images, training=True))
     gradients = tape.gradient(value, model.trainable_variables)
-    for variable, kept in zip(model.non_trainable_variables, state, strict=True):
-        variable.assign(kept)
     norm = tf.linalg.global_norm([g for g in gradients if g is not None])
     return float(value), float(norm)
+
+
+@contextlib.contextmanager
+def state_kept(model: keras.Model) -> Iterator[None]:
+    """Calls of the model in training mode inside leave its other state (normalization
+    statistics, random generators) as it was."""
+    state = [variable.numpy() for variable in model.non_trainable_variables]
+    try:
+        yield
+    finally:
+        for variable, kept in zip(model.non_trainable_variables, state, strict=True):
+            variable.assign(kept)
 
 
 def training_examples(datasets: Datasets, count: int) -> tf.data.Dataset:
