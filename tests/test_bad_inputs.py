@@ -977,9 +977,15 @@ PROJECT = {
         r"--steps 5 is too few for a sweep: use 10 or more$",
     ),
     "P115-lr-find-into-a-training-run": (
-        ["lr-find", "--output-dir", "{tmp}/run"],
-        {"run": None, "run/checkpoints": None, "run/checkpoints/ckpt-1.index": "x"},
-        r"'.*run' is a training run: give lr-find another --output-dir$",
+        ["lr-find", "--output-dir", "{tmp}/run/logs"],
+        {"run": None, "run/config.json": "{}", "run/history.csv": "epoch\n"},
+        r"'.*run/logs' is in a training run: give lr-find another --output-dir$",
+    ),
+    "P118-lr-find-apply-over-a-runs-config": (
+        ["lr-find", "--apply", "{tmp}/run/config.json"],
+        {"run": None, "run/config.json": "{}", "run/trace.json": "{}"},
+        r"--apply '.*run/config.json' is in a training run, whose files describe it: "
+        r"write the settings elsewhere$",
     ),
     "P116-lr-find-apply-into-a-missing-directory": (
         ["lr-find", "--apply", "{tmp}/nowhere/lr.json"],

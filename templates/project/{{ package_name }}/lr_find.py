@@ -19,8 +19,11 @@ from .loop import range_test
 from .optimization import batch_scale
 from .report import save_figure
 
-SMOOTHING = 0.98  # the loss's exponential moving average, bias-corrected (fastai)
+# The loss's exponential moving average (bias-corrected) gives each new step a weight
+# of SMOOTHING_STEPS / steps: 0.98 for the last at the default 100 steps (fastai's).
+SMOOTHING_STEPS = 2
 DIVERGED = 4.0  # the sweep stops when the smoothed loss is this many times its minimum
+FELL = 0.95  # a smoothed minimum above this fraction of the start: an uncertain one
 RULE = "a tenth of the rate at the smoothed loss's minimum (Smith 2017, fastai)"
 
 
@@ -48,8 +51,9 @@ class Sweep(keras.callbacks.Callback):
     """Each step's loss, recovered from the running mean the loops report, smoothed;
     stops training once the smoothed loss diverges."""
 
-    def __init__(self) -> None:
+    def __init__(self, steps: int) -> None:
         super().__init__()
+        self.smoothing = 1 - SMOOTHING_STEPS / steps
         self.losses: list[float] = []
         self.smoothed: list[float] = []
         self._total = 0.0
@@ -58,9 +62,10 @@ class Sweep(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         total = float((logs or {}).get("loss", math.nan)) * (batch + 1)
         loss, self._total = total - self._total, total
-        self._average = SMOOTHING * self._average + (1 - SMOOTHING) * loss
+        self._average = self.smoothing * self._average + (1 - self.smoothing) * loss
         self.losses.append(loss)
-        self.smoothed.append(self._average / (1 - SMOOTHING ** len(self.losses)))
+        correction = 1 - self.smoothing ** len(self.losses)
+        self.smoothed.append(self._average / correction)
         if not math.isfinite(self.smoothed[-1]) or self.smoothed[-1] > DIVERGED * min(
             self.smoothed
         ):
@@ -76,7 +81,7 @@ def lr_find(cfg: Config, outdir: Path, steps: int, low: float, high: float) -> d
     strategy = make_strategy()
     datasets = data.build_datasets(cfg.data, *input_pipeline(strategy))
     train = dataclasses.replace(cfg.train, epochs=1, steps_per_execution=1)
-    schedule, sweep = SweepRate(low, high, steps), Sweep()
+    schedule, sweep = SweepRate(low, high, steps), Sweep(steps)
     range_test(
         dataclasses.replace(cfg, data=datasets.cfg, train=train),
         strategy,
@@ -89,17 +94,14 @@ def lr_find(cfg: Config, outdir: Path, steps: int, low: float, high: float) -> d
     smoothed = np.array(sweep.smoothed)
     finite = np.isfinite(smoothed)
     best = int(np.argmin(np.where(finite, smoothed, np.inf)))
-    if best == 0:  # never fell (or diverged at once)
-        raise ConfigError(
-            f"the loss did not fall between learning rates {low:g} and "
-            f"{rates[-1]:g}: widen the range (--min-lr, --max-lr) or check the data"
-        )
+    warning = _check_sweep(smoothed, best, steps, low, high)
     rate = float(rates[best] / 10)
     result = {
         # In train.learning_rate's terms: for a batch of REFERENCE_BATCH, 2 digits.
         "learning_rate": float(f"{rate / batch_scale(cfg.data.batch_size):.2g}"),
         "step_learning_rate": rate,
         "rule": RULE,
+        "warning": warning,
         "batch_size": cfg.data.batch_size,
         "steps": len(rates),
         "rates": rates.tolist(),
@@ -108,8 +110,37 @@ def lr_find(cfg: Config, outdir: Path, steps: int, low: float, high: float) -> d
     }
     outdir.mkdir(parents=True, exist_ok=True)
     write_json(outdir / "lr_find.json", result)
-    _plot(rates, np.array(sweep.losses), smoothed, rate, outdir / "lr_find.png")
+    _plot(rates, np.array(sweep.losses), smoothed, result, outdir / "lr_find.png")
     return result
+
+
+def _check_sweep(
+    smoothed: np.ndarray, best: int, steps: int, low: float, high: float
+) -> str | None:
+    """ConfigError if the smoothed loss never fell; a warning if it fell little or did
+    not turn up again within the range."""
+    if best == 0 and len(smoothed) < steps:
+        raise ConfigError(
+            f"the loss rose from the first steps at learning rate {low:g}: lower "
+            "--min-lr"
+        )
+    if best == 0:
+        raise ConfigError(
+            f"the loss did not fall between learning rates {low:g} and {high:g}: "
+            "widen the range (--min-lr, --max-lr) or check the data"
+        )
+    if smoothed[best] > FELL * smoothed[0]:
+        return (
+            f"the smoothed loss fell only {1 - smoothed[best] / smoothed[0]:.1%}, so "
+            "the suggestion is uncertain: more --steps, or another range"
+        )
+    if len(smoothed) == steps and best >= steps - max(2, steps // 20):
+        return (
+            f"the loss was still falling at learning rate {high:g}, the end of the "
+            "sweep, so the suggestion may be too high: raise --max-lr to see where "
+            "it turns"
+        )
+    return None
 
 
 def _number(value: float) -> float | None:
@@ -120,19 +151,24 @@ def _plot(
     rates: np.ndarray,
     losses: np.ndarray,
     smoothed: np.ndarray,
-    suggested: float,
+    result: dict,
     path: Path,
 ) -> None:
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.subplots()
     axes.plot(rates, losses, alpha=0.3, label="loss")
     axes.plot(rates, smoothed, label="smoothed")
+    suggested = result["step_learning_rate"]
     axes.axvline(suggested, color="tab:red", linestyle="--", label="suggested")
     finite = smoothed[np.isfinite(smoothed)]
-    axes.set_ylim(finite.min() * 0.9, min(finite.max(), finite[0] * 1.5) * 1.1)
+    lowest = min(finite.min(), np.nanmin(np.where(np.isfinite(losses), losses, np.nan)))
+    axes.set_ylim(lowest * 0.9, min(finite.max(), finite[0] * 1.5) * 1.1)
     axes.set_xscale("log")
-    axes.set_xlabel("learning rate (per step, at this batch size)")
+    axes.set_xlabel("learning rate per step, at this batch size")
     axes.set_ylabel("training loss")
-    axes.set_title(f"lr-find: {suggested:.3g}")
+    axes.set_title(
+        f"suggested: {suggested:.3g} per step, "
+        f"train.learning_rate={result['learning_rate']:g}"
+    )
     axes.legend()
     save_figure(figure, path)
