@@ -183,6 +183,7 @@ RUN_FILES = {  # file -> the command that reads it next
     "checkpoints/ckpt-2.index": "train",
     "checkpoints/ckpt-2.data-00000-of-00001": "train",
     "history.csv": "train",
+    "trace.json": "train",
     "split.json": "train",
     "config.json": "evaluate",
     "model.keras": "evaluate",
