@@ -32,7 +32,6 @@ SUITES = [
     ),
     dict(arch="simple_cnn", loop="fit", data="synthetic", precision="mixed_bfloat16"),
     dict(arch="simple_cnn", loop="custom", data="synthetic", precision="mixed_float16"),
-    dict(arch="simple_cnn", loop="custom", data="sample", jit_compile=True),
     dict(arch="simple_cnn", loop="fit", data="sample", strategy="mirrored", ema=True),
     dict(
         arch="simple_cnn",
@@ -41,7 +40,6 @@ SUITES = [
         optimizer="sgd",
         lr_schedule="cosine",
     ),
-    dict(arch="simple_cnn", loop="fit", data="synthetic", optimizer="adamw"),
     dict(
         arch="mlp", loop="fit", data="sample", optimizer="rmsprop", lr_schedule="cosine"
     ),
@@ -69,7 +67,6 @@ SUITES = [
         **TRAINING_OPTIONS,
     ),
     dict(arch="mlp", loop="custom", data="npz", task="binary"),
-    dict(arch="mlp", loop="custom", data="npz", num_classes=4),
     dict(arch="simple_cnn", loop="fit", data="tfds", task="binary"),
     dict(arch="simple_cnn", loop="fit", data="sample", task="multilabel"),
     dict(arch="simple_cnn", loop="custom", data="tfds", task="multilabel"),

@@ -23,7 +23,9 @@ import learning  # noqa: E402
 pytestmark = pytest.mark.slow
 
 CASES = [(family, arch, "fit") for family, arch in learning.REPRESENTATIVES.items()]
-CASES += [("mobilenet_v2", "mobilenet_v2", "custom"), ("resnet", "resnet50", "custom")]
+# The custom loop: one family (resnet50's custom case was dropped for CI time; the
+# custom loop's own suites and test_health's custom-loop mobilenet_v2 cover the rest).
+CASES += [("mobilenet_v2", "mobilenet_v2", "custom")]
 
 # Families tested with a shorter run than their default (the whole cosine schedule, fewer
 # epochs) against the same floors, to keep CI under an hour; the benchmark measures their

@@ -93,8 +93,13 @@ def lr_find(cfg: Config, outdir: Path, steps: int, low: float, high: float) -> d
     rates = schedule.rates(len(sweep.losses))
     smoothed = np.array(sweep.smoothed)
     finite = np.isfinite(smoothed)
-    best = int(np.argmin(np.where(finite, smoothed, np.inf)))
-    warning = _check_sweep(smoothed, best, steps, low, high)
+    # The first tenth of the sweep is its start, to fall below (one noisy batch alone
+    # would not do: fastai's plot also leaves out its first points).
+    skip = max(1, steps // 10)
+    start = float(np.mean(sweep.losses[:skip]))
+    later = np.where(finite, smoothed, np.inf)[skip:]
+    best = skip + int(np.argmin(later)) if len(later) else len(smoothed)
+    warning = _check_sweep(smoothed, best, start, steps, low, high)
     rate = float(rates[best] / 10)
     result = {
         # In train.learning_rate's terms: for a batch of REFERENCE_BATCH, 2 digits.
@@ -115,23 +120,24 @@ def lr_find(cfg: Config, outdir: Path, steps: int, low: float, high: float) -> d
 
 
 def _check_sweep(
-    smoothed: np.ndarray, best: int, steps: int, low: float, high: float
+    smoothed: np.ndarray, best: int, start: float, steps: int, low: float, high: float
 ) -> str | None:
-    """ConfigError if the smoothed loss never fell; a warning if it fell little or did
-    not turn up again within the range."""
-    if best == 0 and len(smoothed) < steps:
+    """ConfigError if the smoothed loss never fell below `start`; a warning if it fell
+    little or did not turn up again within the range."""
+    fell = best < len(smoothed) and smoothed[best] < start
+    if not fell and len(smoothed) < steps:
         raise ConfigError(
             f"the loss rose from the first steps at learning rate {low:g}: lower "
             "--min-lr"
         )
-    if best == 0:
+    if not fell:
         raise ConfigError(
             f"the loss did not fall between learning rates {low:g} and {high:g}: "
             "widen the range (--min-lr, --max-lr) or check the data"
         )
-    if smoothed[best] > FELL * smoothed[0]:
+    if smoothed[best] > FELL * start:
         return (
-            f"the smoothed loss fell only {1 - smoothed[best] / smoothed[0]:.1%}, so "
+            f"the smoothed loss fell only {1 - smoothed[best] / start:.1%}, so "
             "the suggestion is uncertain: more --steps, or another range"
         )
     if len(smoothed) == steps and best >= steps - max(2, steps // 20):
