@@ -137,7 +137,7 @@ def _check_sweep(
         )
     if smoothed[best] > FELL * start:
         return (
-            f"the smoothed loss fell only {1 - smoothed[best] / start:.1%}, so "
+            f"the smoothed loss fell only {100 * (1 - smoothed[best] / start):.1f}%, so "
             "the suggestion is uncertain: more --steps, or another range"
         )
     if len(smoothed) == steps and best >= steps - max(2, steps // 20):
