@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .loop import range_test
 from .optimization import batch_scale
 from .report import save_figure
+from .trace import CallLosses
 
 # The loss's exponential moving average (bias-corrected) gives each new step a weight
 # of SMOOTHING_STEPS / steps: 0.98 for the last at the default 100 steps (fastai's).
@@ -56,12 +57,11 @@ class Sweep(keras.callbacks.Callback):
         self.smoothing = 1 - SMOOTHING_STEPS / steps
         self.losses: list[float] = []
         self.smoothed: list[float] = []
-        self._total = 0.0
+        self._calls = CallLosses()  # a step per call
         self._average = 0.0
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        total = float((logs or {}).get("loss", math.nan)) * (batch + 1)
-        loss, self._total = total - self._total, total
+        loss = self._calls.loss(batch, logs)
         self._average = self.smoothing * self._average + (1 - self.smoothing) * loss
         self.losses.append(loss)
         correction = 1 - self.smoothing ** len(self.losses)

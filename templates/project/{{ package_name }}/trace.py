@@ -41,21 +41,18 @@ class TrainingTrace(keras.callbacks.Callback):
         self.losses = [row for row in trace["losses"] if row[0] < initial_epoch]
         self.probes = [row for row in trace["probes"] if row[0] <= initial_epoch]
         self.epoch = initial_epoch
-        self._steps, self._total = 0, 0.0
+        self._calls = CallLosses()
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         if not self.probes or self.probes[-1][0] != self.epoch:
             self.probes.append([self.epoch, *self._probe()])
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch, self._steps, self._total = epoch, 0, 0.0
+        self.epoch, self._calls = epoch, CallLosses()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        steps = batch + 1  # the running mean is over the epoch's steps so far
-        total = float((logs or {}).get("loss", math.nan)) * steps
-        loss = (total - self._total) / (steps - self._steps)
+        loss = self._calls.loss(batch, logs)
         self.losses.append([self.epoch, batch, _finite(loss)])
-        self._steps, self._total = steps, total
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.probes.append([epoch + 1, *self._probe()])
@@ -69,6 +66,21 @@ class TrainingTrace(keras.callbacks.Callback):
 
     def _write(self) -> None:
         write_json(self.path, {"losses": self.losses, "probes": self.probes})
+
+
+class CallLosses:
+    """The mean loss of each compiled call, from the running mean over the epoch's
+    steps that both loops report after each call (logs["loss"] after step `batch`)."""
+
+    def __init__(self) -> None:
+        self._steps, self._total = 0, 0.0
+
+    def loss(self, batch: int, logs: dict | None) -> float:
+        steps = batch + 1
+        total = float((logs or {}).get("loss", math.nan)) * steps
+        loss = (total - self._total) / (steps - self._steps)
+        self._steps, self._total = steps, total
+        return loss
 
 
 def probe(
