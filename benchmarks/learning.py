@@ -19,6 +19,7 @@ import csv
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -49,28 +50,10 @@ REPRESENTATIVES = {
 }
 FLOOR, MAX_GAP, SIMPLE_CNN_FLOOR, MAX_MODE_GAP = 0.90, 0.10, 0.985, 0.05
 
-# Run inside a trained project: accuracy of the saved model on a few training batches in
-# inference mode and in training mode. Stale normalization statistics separate the two.
-# (The examples as stored: the sample needs no crops.)
-MODES_SCRIPT = """
-import json, sys
-import keras
-from proj import data
-from proj.config import load_config
-run = sys.argv[1]
-cfg = load_config(run + "/config.json")
-model = keras.models.load_model(run + "/model.keras", compile=False)
-hits = {False: 0, True: 0}
-seen = 0
-# Training examples as they are: no augmentation, mixing or class weights.
-datasets = data.build_datasets(cfg.data)
-for images, labels in data.batches(datasets.train_examples, 64).take(4):
-    for training in hits:
-        predicted = keras.ops.argmax(model(images, training=training), axis=-1)
-        hits[training] += int(keras.ops.sum(keras.ops.cast(predicted == labels, "int32")))
-    seen += int(labels.shape[0])
-print(json.dumps({"inference": hits[False] / seen, "training": hits[True] / seen}))
-"""
+# The run's own health report measures the saved model's main metric on its first
+# training images in inference mode and in training mode: stale normalization statistics
+# separate the two.
+MODES = re.compile(r"([0-9.]+) in inference mode and ([0-9.]+) in training mode")
 
 
 def train_once(
@@ -100,15 +83,7 @@ def train_once(
         history = list(csv.DictReader(file))
     final_val = json.loads((out / "metrics.json").read_text())["val_accuracy"]
     final_train = float(history[-1]["accuracy"])
-    modes = subprocess.run(
-        [sys.executable, "-c", MODES_SCRIPT, str(out)],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    accuracy = json.loads(modes.stdout.splitlines()[-1])
+    accuracy = modes(out)
     return {
         "arch": arch,
         "loop": loop,
@@ -122,6 +97,16 @@ def train_once(
         ),
         "seconds": round(seconds, 1),
     }
+
+
+def modes(run: Path) -> dict[str, float]:
+    """The accuracies of the run's normalization check (its health.json)."""
+    checks = json.loads((run / "health.json").read_text())["checks"]
+    (found,) = [check["found"] for check in checks if check["name"] == "normalization"]
+    match = MODES.search(found)
+    if match is None:
+        raise RuntimeError(f"{run}: no accuracies in its normalization check: {found}")
+    return {"inference": float(match[1]), "training": float(match[2])}
 
 
 def verdict(row: dict) -> str:

@@ -99,7 +99,7 @@ def lr_find(cfg: Config, outdir: Path, steps: int, low: float, high: float) -> d
     start = float(np.mean(sweep.losses[:skip]))
     later = np.where(finite, smoothed, np.inf)[skip:]
     best = skip + int(np.argmin(later)) if len(later) else len(smoothed)
-    warning = _check_sweep(smoothed, best, start, steps, low, high)
+    warning = _check_sweep(smoothed, best, start, steps, rates, high)
     rate = float(rates[best] / 10)
     result = {
         # In train.learning_rate's terms: for a batch of REFERENCE_BATCH, 2 digits.
@@ -120,19 +120,24 @@ def lr_find(cfg: Config, outdir: Path, steps: int, low: float, high: float) -> d
 
 
 def _check_sweep(
-    smoothed: np.ndarray, best: int, start: float, steps: int, low: float, high: float
+    smoothed: np.ndarray,
+    best: int,
+    start: float,
+    steps: int,
+    rates: np.ndarray,
+    high: float,
 ) -> str | None:
     """ConfigError if the smoothed loss never fell below `start`; a warning if it fell
     little or did not turn up again within the range."""
     fell = best < len(smoothed) and smoothed[best] < start
     if not fell and len(smoothed) < steps:
         raise ConfigError(
-            f"the loss rose from the first steps at learning rate {low:g}: lower "
-            "--min-lr"
+            f"the loss diverged at learning rate {rates[-1]:g} without falling below "
+            "its first steps' loss: lower --min-lr, or check the data"
         )
     if not fell:
         raise ConfigError(
-            f"the loss did not fall between learning rates {low:g} and {high:g}: "
+            f"the loss did not fall between learning rates {rates[0]:g} and {high:g}: "
             "widen the range (--min-lr, --max-lr) or check the data"
         )
     if smoothed[best] > FELL * start:

@@ -16,7 +16,7 @@ from .artifacts import write_json
 from .data import Datasets, batches
 
 TRACE = "trace.json"
-PROBE = 64  # training examples the probes measure the loss and gradient on
+PROBE = 32  # training examples the probes measure the loss and gradient on
 
 
 class TrainingTrace(keras.callbacks.Callback):
