@@ -23,10 +23,13 @@ import learning  # noqa: E402
 pytestmark = pytest.mark.slow
 
 # simple_cnn, the default, is test_generated's default-project learning test (both loops).
+# inception_resnet_v2 (2 epochs: 0.958) is measured by the benchmark only: the largest
+# model took 262 s of CI, and its recipe is the one inception_v3 and the others share.
+NOT_IN_CI = ("simple_cnn", "inception_resnet_v2")
 CASES = [
     (family, arch, "fit")
     for family, arch in learning.REPRESENTATIVES.items()
-    if arch != "simple_cnn"
+    if arch not in NOT_IN_CI
 ]
 # The custom loop: one family (resnet50's custom case was dropped for CI time; the
 # custom loop's own suites and test_health's custom-loop mobilenet_v2 cover the rest).
@@ -36,15 +39,13 @@ CASES += [("mobilenet_v2", "mobilenet_v2", "custom")]
 # epochs) against the same floors, to keep CI under an hour; the benchmark measures their
 # default runs. Each shorter run was measured first (benchmarks/learning.py --epochs N):
 # efficientnet_b0 8 epochs 0.953, efficientnet_v2_b0 5 epochs 0.936, mobilenet 8 epochs
-# 0.953, vgg16 4 epochs 0.983, xception 2 epochs 0.989, convnext_tiny 2 epochs 0.964,
-# inception_resnet_v2 2 epochs 0.958. mobilenet_v2 keeps its 15 (10 gave 0.911, gap
-# 0.085).
+# 0.953, vgg16 4 epochs 0.983, xception 2 epochs 0.989, convnext_tiny 2 epochs 0.964.
+# mobilenet_v2 keeps its 15 (10 gave 0.911, gap 0.085).
 TEST_EPOCHS = {
     "convnext": 2,
     "densenet": 4,
     "efficientnet": 8,
     "efficientnet_v2": 5,
-    "inception_resnet_v2": 2,
     "inception_v3": 4,
     "mobilenet": 8,
     "nasnet": 5,
