@@ -15,6 +15,8 @@ from generator.render import create_project
 from generator.spec import ProjectSpec
 
 REPO = Path(__file__).resolve().parent.parent
+# The learning benchmark's floors and helpers are the tests' too: `import learning`.
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def generate(parent: Path, name: str = "my-digits", **options: object) -> Path:

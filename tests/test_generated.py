@@ -9,14 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import learning
 import numpy as np
 import pytest
 
-from conftest import REPO, run_python, train
+from conftest import run_python, train
 from generator import registry
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-import learning  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

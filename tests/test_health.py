@@ -5,16 +5,13 @@ it; a healthy run gets a clean report; lr-find's suggestion trains to the learni
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+import learning
 import numpy as np
 import pytest
 
 from conftest import REPO, generate, run_python, train
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-import learning  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

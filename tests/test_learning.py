@@ -13,12 +13,10 @@ import json
 import subprocess
 import sys
 
+import learning
 import pytest
 
 from conftest import REPO
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-import learning  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
