@@ -92,7 +92,9 @@ class ProjectSpec:
     tracking: str = "none"  # "mlflow": runs also logged to an MLflow store
     loss: str | None = None  # None: the task's default loss
     label_smoothing: float | None = None  # None: the recipe's (classification)
-    weights: str = "none"  # "imagenet" or a weights file: a pretrained start, fine-tuned
+    weights: str = (
+        "none"  # "imagenet" or a weights file: a pretrained start, fine-tuned
+    )
 
     @property
     def package_name(self) -> str:

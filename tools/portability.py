@@ -82,13 +82,18 @@ def find_python(version: str) -> str | None:
 
 
 def environment(home: Path) -> dict[str, str]:
-    """This environment without the calling venv, quiet TensorFlow, a private kgen store."""
+    """This environment without the calling venv, quiet TensorFlow, a private kgen store,
+    and pip held to the versions CI passed on (constraints.txt)."""
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
     }
-    env.update(TF_CPP_MIN_LOG_LEVEL="2", KGEN_HOME=str(home))
+    env.update(
+        TF_CPP_MIN_LOG_LEVEL="2",
+        KGEN_HOME=str(home),
+        PIP_CONSTRAINT=str(REPO / "constraints.txt"),
+    )
     return env
 
 
@@ -106,7 +111,11 @@ def run_version(version: str, python: str, work: Path) -> Result:
         (
             "venv, pip install kgen",
             root,
-            [[python, "-m", "venv", venv], [*pip, "-U", "pip"], [*pip, REPO]],
+            [
+                [python, "-m", "venv", venv],
+                [*pip, "-U", "pip", "setuptools"],
+                [*pip, REPO],
+            ],
         )
     ]
     for name, options in PROJECTS.items():

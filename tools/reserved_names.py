@@ -4,8 +4,13 @@ A generated project's package must not shadow a module that its own dependencies
 (`absl`, `google`, `ml_dtypes`, ...: importing the project would then break TensorFlow),
 nor share a distribution's name (`pip install -e .` would replace that distribution). The
 dependencies are the generated project's, read from the template's pyproject.toml (every
-extra, every optional dependency), walked recursively through the installed distributions'
-metadata; each one contributes the top-level import names it installs and its own name.
+extra, every optional dependency), and those of the environment it is usually installed
+into: kgen's own (`kgen new kgen` then `pip install -e .` would uninstall kgen), and pip's
+build tools. They are walked recursively through the installed distributions' metadata;
+each one contributes the top-level import names it installs and its own name.
+
+The versions are the ones constraints.txt pins, so the file is current for what CI and the
+README's commands install; `make check-latest` finds a newer release that adds a name.
 
 kgen must not import TensorFlow and must stay fast, so the names are computed here, in an
 environment with the generated project's dependencies installed (kgen's `dev` extra), and
@@ -30,6 +35,10 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE_PYPROJECT = REPO / "templates" / "project" / "pyproject.toml.jinja"
+KGEN_PYPROJECT = REPO / "pyproject.toml"
+# Distributions of the environment a project is installed into, whether or not installed
+# here (Python 3.12's venvs have no setuptools).
+ENVIRONMENT = ("kgen", "pip", "setuptools", "wheel")
 OUTPUT = REPO / "generator" / "reserved_names.txt"
 IMPORTABLE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
@@ -37,7 +46,8 @@ HEADER = """\
 # Package names a generated project must not take: every top-level module installed by its
 # dependencies, and (as a package name) every such distribution's own name; one per line,
 # lower-case, then the distribution it comes from. Written by tools/reserved_names.py from
-# the installed dependencies of templates/project/pyproject.toml.jinja; do not edit.
+# the installed dependencies of templates/project/pyproject.toml.jinja, of kgen itself and
+# of pip's build tools, at the versions constraints.txt pins; do not edit.
 """
 
 
@@ -58,6 +68,12 @@ def root_requirements(pyproject: Path = TEMPLATE_PYPROJECT) -> list[Requirement]
     for extra in project.get("optional-dependencies", {}).values():
         specs.extend(extra)
     return [Requirement(spec) for spec in specs]
+
+
+def kgen_requirements(pyproject: Path = KGEN_PYPROJECT) -> list[Requirement]:
+    """kgen's own run-time dependencies (not its extras: they are the project's)."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    return [Requirement(spec) for spec in project["dependencies"]]
 
 
 def _wanted(requirement: Requirement, extras: set[str]) -> bool:
@@ -104,7 +120,12 @@ def _installed(name: str) -> bool:
 def reserved_names(roots: list[Requirement] | None = None) -> dict[str, str]:
     """{lower-case name: distribution} for every importable top-level name and every
     distribution name (as a package name) of the dependencies."""
-    needed = distributions(root_requirements() if roots is None else roots)
+    if roots is None:
+        roots = root_requirements() + kgen_requirements()
+        installed = [Requirement(name) for name in ENVIRONMENT if _installed(name)]
+        needed = distributions(roots + installed) | set(ENVIRONMENT)
+    else:
+        needed = distributions(roots)
     names: dict[str, str] = {}
     for module, owners in metadata.packages_distributions().items():
         for owner in sorted(owners, key=str.lower):
