@@ -257,17 +257,3 @@ def test_two_workers_each_read_half_and_together_every_example_once_per_epoch(
         assert all(len(set(part)) == per_epoch for part in parts)  # each image once
         assert not set(parts[0]) & set(parts[1])  # the workers' parts are disjoint
         assert set(parts[0]) | set(parts[1]) == training
-
-
-def test_fit_with_multiworker_is_refused_at_generation(tmp_path):
-    from typer.testing import CliRunner
-
-    from generator import cli
-
-    result = CliRunner().invoke(
-        cli.app,
-        ["new", str(tmp_path / "proj"), "--defaults", "--strategy", "multiworker"],
-    )
-    assert result.exit_code == 2
-    assert "--strategy multiworker needs --loop custom" in result.output
-    assert not Path(tmp_path / "proj").exists()
