@@ -1864,5 +1864,3 @@ def test_P107_data_service_worker_without_a_dispatcher(project):
         r"no tf.data service dispatcher answers at '127.0.0.1:1' \(Connection "
         r"refused\); start one with the data-service command$",
     )
-
-

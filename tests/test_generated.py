@@ -25,41 +25,26 @@ TRAINING_OPTIONS = dict(
     ema=True,
     keep_best=True,
 )
-# Each data source, task, loop, precision and option trains in at least one suite; a
-# combination gets its own only where no other suite runs its code (CI time).
+# Each suite is one project's whole generated test suite (train, resume, evaluate,
+# predict, every export against the model, health, lr-find, the options' own tests).
+# Together they cover every (task, loop) pair, every data source in both loops
+# (synthetic: fit), each precision, the mirrored strategy, every optimizer and every
+# training option; options share suites where their code paths meet (CI time:
+# tests/README.md).
 SUITES = [
-    dict(arch="simple_cnn", loop="fit", data="sample"),
-    dict(arch="simple_cnn", loop="custom", data="sample"),
-    dict(
-        arch="simple_cnn", loop="custom", data="tfds", tfds_name="cifar10", channels=3
-    ),
-    dict(arch="simple_cnn", loop="fit", data="synthetic", precision="mixed_bfloat16"),
-    dict(arch="simple_cnn", loop="custom", data="synthetic", precision="mixed_float16"),
-    dict(arch="simple_cnn", loop="fit", data="sample", strategy="mirrored", ema=True),
-    dict(
-        arch="simple_cnn",
-        loop="custom",
-        data="sample",
-        optimizer="sgd",
-        lr_schedule="cosine",
-    ),
-    dict(
-        arch="mlp", loop="fit", data="sample", optimizer="rmsprop", lr_schedule="cosine"
-    ),
+    dict(arch="simple_cnn", loop="fit", data="sample"),  # the default project
     # Every training option at once, in each loop (each is also rendered alone).
     dict(
         arch="simple_cnn",
         loop="custom",
         data="sample",
+        optimizer="sgd",
         augment=True,
         mix="mixup",
         **TRAINING_OPTIONS,
         tune=True,
         tracking="mlflow",
     ),
-    dict(arch="simple_cnn", loop="fit", data="npz", augment=True),
-    # simple_cnn (was mobilenet_v2: 511 s of CI); keras.applications models train in
-    # the fit loop in test_learning and in the portability pass.
     dict(
         arch="simple_cnn",
         loop="fit",
@@ -69,9 +54,42 @@ SUITES = [
         mix="cutmix",
         **TRAINING_OPTIONS,
     ),
-    dict(arch="mlp", loop="custom", data="npz", task="binary"),
-    dict(arch="simple_cnn", loop="fit", data="sample", task="multilabel"),
-    dict(arch="simple_cnn", loop="custom", data="tfds", task="multilabel"),
+    dict(
+        arch="simple_cnn",
+        loop="custom",
+        data="tfds",
+        tfds_name="cifar10",
+        channels=3,
+        precision="mixed_float16",
+    ),
+    dict(arch="simple_cnn", loop="fit", data="synthetic", precision="mixed_bfloat16"),
+    dict(
+        arch="simple_cnn",
+        loop="fit",
+        data="npz",
+        augment=True,
+        label_smoothing=0.1,
+        strategy="mirrored",
+        ema=True,
+    ),
+    dict(
+        arch="mlp",
+        loop="fit",
+        data="sample",
+        task="multilabel",
+        optimizer="rmsprop",
+        jit_compile=True,
+    ),
+    dict(arch="mlp", loop="custom", data="npz", task="binary", lr_schedule="constant"),
+    dict(
+        arch="simple_cnn",
+        loop="custom",
+        data="tfds",
+        task="multilabel",
+        label_smoothing=0.1,
+        keep_best=True,
+        ema=True,
+    ),
     # Pretrained start (offline: the suite's conftest stands a fresh backbone's weights
     # in for ImageNet's), two-phase fine-tuning in the custom loop.
     dict(
@@ -84,19 +102,8 @@ SUITES = [
     ),
     dict(arch="simple_cnn", loop="fit", data="tfds", task="regression", keep_best=True),
     dict(arch="mlp", loop="custom", data="folder", task="regression", loss="huber"),
-    dict(arch="simple_cnn", loop="fit", data="npz", label_smoothing=0.1),
     dict(arch="simple_cnn", loop="fit", data="tfrecord", task="binary"),
     dict(arch="mlp", loop="custom", data="tfrecord", task="multilabel"),
-    dict(arch="simple_cnn", loop="custom", data="tfrecord", task="regression"),
-    dict(
-        arch="mlp",
-        loop="custom",
-        data="synthetic",
-        task="multilabel",
-        label_smoothing=0.1,
-        keep_best=True,
-        ema=True,
-    ),
 ]
 
 
