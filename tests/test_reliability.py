@@ -285,7 +285,7 @@ def test_a_second_train_on_a_busy_directory_is_refused_then_takes_over(
         first.wait()
     # Catalogue P94: one line, exit 2.
     assert second.returncode == 2 and "Traceback" not in second.stderr
-    errors = [line for line in second.stderr.splitlines() if "error" in line]
+    errors = [line for line in second.stderr.splitlines() if "proj: error:" in line]
     assert errors == [
         f"proj: error: output directory '{out}' is in use by process {first.pid}; "
         "wait for it to finish or use another --output-dir"
