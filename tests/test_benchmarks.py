@@ -21,6 +21,7 @@ def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # runs the benchmark's timed rounds (13 s)
 def test_kgen_new_benchmark(tmp_path):
     out = tmp_path / "new.json"
     result = run_benchmark("kgen_new.py", "--runs", "2", "--json", str(out))

@@ -419,6 +419,7 @@ def test_a_full_disk_under_kgen_home_leaves_no_half_made_store(
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.slow  # 30 s of kills: the fast tier keeps test_a_killed_kgen_new_never_blocks_the_next
 def test_kgen_new_killed_at_random_points(tmp_path):
     """SIGTERM or SIGKILL at 8 random points, into a new or an existing empty directory:
     after SIGTERM there is a whole project or none (the existing directory empty again)
