@@ -27,16 +27,21 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -n auto --dist worksteal --durations=20 tests
 
-# The fast tier: everything but real training (about 3 minutes on 2 cores).
+# The fast tier: everything but real training (aimed at 3 minutes on 2 cores).
 fast: install
 	$(BIN)/python -m pytest -n auto --dist worksteal -m "not slow" tests
 
-# Rewrite constraints.txt from a fresh venv holding the newest versions pyproject.toml
-# allows. Run it, then `make clean test`, and commit the file when the suite passes.
+# A fresh venv, $(1), of the newest versions pyproject.toml allows (no constraints).
+define newest_venv
+	rm -rf $(1) && $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip setuptools
+	$(1)/bin/python -m pip install --quiet -e ".[dev]"
+endef
+
+# Rewrite constraints.txt from the newest versions pyproject.toml allows. Run it, then
+# `make clean test`, and commit the file when the suite passes.
 lock:
-	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install --quiet --upgrade pip setuptools
-	.venv-lock/bin/python -m pip install --quiet -e ".[dev]"
+	$(call newest_venv,.venv-lock)
 	sed -n '/^#/p' constraints.txt > constraints.new
 	.venv-lock/bin/python -m pip freeze --exclude-editable --all >> constraints.new
 	mv constraints.new constraints.txt && rm -rf .venv-lock
@@ -44,9 +49,7 @@ lock:
 # The fast tier against the newest versions pyproject.toml allows, without the
 # constraints: upstream drift found on purpose, not by a red main.
 check-latest:
-	rm -rf .venv-latest && $(PYTHON) -m venv .venv-latest
-	.venv-latest/bin/python -m pip install --quiet --upgrade pip setuptools
-	.venv-latest/bin/python -m pip install --quiet -e ".[dev]"
+	$(call newest_venv,.venv-latest)
 	.venv-latest/bin/python -m pip freeze --exclude-editable --all \
 		| diff constraints.txt - | grep '^[<>] [^#]' || echo "no version differs from constraints.txt"
 	.venv-latest/bin/python -m pytest -n auto --dist worksteal -m "not slow" tests

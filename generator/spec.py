@@ -92,9 +92,7 @@ class ProjectSpec:
     tracking: str = "none"  # "mlflow": runs also logged to an MLflow store
     loss: str | None = None  # None: the task's default loss
     label_smoothing: float | None = None  # None: the recipe's (classification)
-    weights: str = (
-        "none"  # "imagenet" or a weights file: a pretrained start, fine-tuned
-    )
+    weights: str = "none"  # "imagenet" or a weights file: a pretrained start
 
     @property
     def package_name(self) -> str:

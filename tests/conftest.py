@@ -51,6 +51,14 @@ def run_python(
     )
 
 
+def assert_project_refused(result: subprocess.CompletedProcess, pattern: str) -> None:
+    """Exit code 2, one "proj: error:" line matching `pattern`, no traceback."""
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
+    assert len(errors) == 1 and re.search(pattern, errors[0]), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
 def free_ports(count: int) -> list[int]:
     """Ports on 127.0.0.1 that were free a moment ago."""
     sockets = [socket.socket() for _ in range(count)]

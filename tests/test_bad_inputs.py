@@ -21,7 +21,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import REPO, free_ports, generate, run_python
+from conftest import REPO, assert_project_refused, free_ports, generate, run_python
 from generator import cli
 
 # id -> (kgen new options, message pattern). The project directory is "proj".
@@ -1434,14 +1434,6 @@ ELSEWHERE = {
         "test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint"
     ),
 }
-
-
-def assert_project_refused(result: subprocess.CompletedProcess, pattern: str) -> None:
-    """Exit code 2, one "proj: error:" line matching `pattern`, no traceback."""
-    assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
-    assert len(errors) == 1 and re.search(pattern, errors[0]), result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -117,15 +117,12 @@ def _installed(name: str) -> bool:
     return True
 
 
-def reserved_names(roots: list[Requirement] | None = None) -> dict[str, str]:
+def reserved_names() -> dict[str, str]:
     """{lower-case name: distribution} for every importable top-level name and every
     distribution name (as a package name) of the dependencies."""
-    if roots is None:
-        roots = root_requirements() + kgen_requirements()
-        installed = [Requirement(name) for name in ENVIRONMENT if _installed(name)]
-        needed = distributions(roots + installed) | set(ENVIRONMENT)
-    else:
-        needed = distributions(roots)
+    roots = root_requirements() + kgen_requirements()
+    installed = [Requirement(name) for name in ENVIRONMENT if _installed(name)]
+    needed = distributions(roots + installed) | set(ENVIRONMENT)
     names: dict[str, str] = {}
     for module, owners in metadata.packages_distributions().items():
         for owner in sorted(owners, key=str.lower):
