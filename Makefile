@@ -6,7 +6,7 @@ DEMO := build/demo/my-digits
 # The versions CI passed on (`make lock` refreshes them); pip installs nothing else.
 CONSTRAINTS := $(abspath constraints.txt)
 
-.PHONY: demo test fast install lock check-latest clean
+.PHONY: demo test learning fast install lock check-latest clean
 
 $(BIN)/kgen: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: install
 # The whole suite, slow (real training) tests included, on all cores.
 test: install
 	$(BIN)/python -m pytest -n auto --dist worksteal --durations=20 tests
+
+# The largest families' learning floors, which CI leaves out (about 45 minutes on 2 cores):
+# run after changing a recipe, a model or its preprocessing.
+learning: install
+	$(BIN)/python -m pytest -n auto --dist worksteal --durations=0 -m benchmark tests
 
 # The fast tier: everything but real training (aimed at 3 minutes on 2 cores).
 fast: install

@@ -34,13 +34,18 @@ def template_syntax(text: str) -> list[str]:
 
 
 def run_python(
-    *args: str, cwd: Path, timeout: float = 900, package_root: Path | None = None
+    *args: str,
+    cwd: Path,
+    timeout: float = 900,
+    package_root: Path | list[Path] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run this interpreter in `cwd`, capturing output. The generated package imports
-    from `cwd`, or from `package_root` when the command must run elsewhere."""
+    from `cwd`, or from `package_root` (one project or several) when the command must
+    run elsewhere."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}
     if package_root is not None:
-        env["PYTHONPATH"] = str(package_root)
+        roots = package_root if isinstance(package_root, list) else [package_root]
+        env["PYTHONPATH"] = os.pathsep.join(map(str, roots))
     return subprocess.run(
         [sys.executable, *args],
         cwd=cwd,
@@ -109,3 +114,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
 
     items.sort(key=rank)
+
+
+# Worker-seconds by test module (setup, call and teardown), for tests/README.md's table;
+# under xdist the controller receives every worker's reports.
+_MODULE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    module = report.nodeid.split("::")[0]
+    _MODULE_SECONDS[module] = _MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _MODULE_SECONDS:
+        return
+    terminalreporter.section("worker-seconds by module")
+    for module, seconds in sorted(_MODULE_SECONDS.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{seconds:9.1f} s  {module}")
+    terminalreporter.write_line(f"{sum(_MODULE_SECONDS.values()):9.1f} s  in all")

@@ -28,56 +28,79 @@ def test_registry_covers_every_keras_application():
     assert covered - exported == set(), "registry names models keras.applications lacks"
 
 
-# One eager training step at a small valid size: build, preprocess, forward, backward,
-# update. Eager, because tracing the largest models costs minutes (see FACTS.md); the
-# compiled path is covered by the generated suites of representative models.
+# One eager training step per project package (argv) at a small valid size: build,
+# preprocess, forward, backward, update. Eager, because tracing the largest models costs
+# minutes (see FACTS.md); the compiled path is covered by the generated suites of
+# representative models. One process per family: its members share TensorFlow's import.
 STEP = """
-import json, sys
+import importlib, json, sys
 import numpy as np, tensorflow as tf, keras
-from proj.config import Config
-from proj.data import input_shape, preprocess
-from proj.model import model_for_run
 
-# A fixed initialization: efficientnet_v2_l (batch 2 at 32 px) once gave a non-finite
-# gradient in CI from an unlucky draw; 6 seeded draws were all finite.
-keras.utils.set_random_seed(0)
-cfg = Config()
-cfg.train.epochs = 1
-model = model_for_run(cfg, 10)  # as train builds it: BatchNormalization sized to 10 steps
-momenta = sorted({layer.momentum for layer in model.layers
-                  if isinstance(layer, keras.layers.BatchNormalization)})
-images = np.random.default_rng(0).integers(0, 256, (2, cfg.data.image_size, cfg.data.image_size, 1))
-inputs = preprocess(tf.constant(images, tf.uint8), cfg.data)
-labels = tf.constant([0, 1])
-optimizer = keras.optimizers.Adam(1e-3)
-with tf.GradientTape() as tape:
-    outputs = model(inputs, training=True)
-    loss = keras.losses.SparseCategoricalCrossentropy()(labels, outputs)
-grads = tape.gradient(loss, model.trainable_variables)
-optimizer.apply_gradients(zip(grads, model.trainable_variables))
-print(json.dumps({"shape": list(outputs.shape), "loss": float(loss), "momenta": momenta,
-                  "params": model.count_params(), "finite_grads": all(
-                      bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads if g is not None)}))
+for package in sys.argv[1:]:
+    Config = importlib.import_module(package + ".config").Config
+    preprocess = importlib.import_module(package + ".data").preprocess
+    model_for_run = importlib.import_module(package + ".model").model_for_run
+    keras.backend.clear_session()
+    # A fixed initialization: efficientnet_v2_l (batch 2 at 32 px) once gave a
+    # non-finite gradient in CI from an unlucky draw; 6 seeded draws were all finite.
+    keras.utils.set_random_seed(0)
+    cfg = Config()
+    cfg.train.epochs = 1
+    model = model_for_run(cfg, 10)  # as train builds it: BatchNormalization sized to 10 steps
+    momenta = sorted({layer.momentum for layer in model.layers
+                      if isinstance(layer, keras.layers.BatchNormalization)})
+    size = cfg.data.image_size
+    images = np.random.default_rng(0).integers(0, 256, (2, size, size, 1))
+    inputs = preprocess(tf.constant(images, tf.uint8), cfg.data)
+    labels = tf.constant([0, 1])
+    optimizer = keras.optimizers.Adam(1e-3)
+    with tf.GradientTape() as tape:
+        outputs = model(inputs, training=True)
+        loss = keras.losses.SparseCategoricalCrossentropy()(labels, outputs)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    finite = all(bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads if g is not None)
+    print(json.dumps({"package": package, "shape": list(outputs.shape),
+                      "loss": float(loss), "momenta": momenta,
+                      "params": model.count_params(), "finite_grads": finite}), flush=True)
 """
+FAMILIES: dict[str, list[str]] = {}
+for _name, _info in registry.ARCHITECTURES.items():
+    FAMILIES.setdefault(_info.family or _name, []).append(_name)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", registry.ARCHITECTURES)
-def test_every_architecture_trains_a_step(tmp_path, arch):
-    info = registry.ARCHITECTURES[arch]
-    size = max(info.min_size, 32)
-    project = generate(
-        tmp_path, "proj", arch=arch, image_size=size, num_classes=3, data="synthetic"
-    )
-    result = run_python("-c", STEP, cwd=project)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["shape"] == [2, 3]
-    assert report["loss"] == report["loss"] and report["loss"] < 1e3  # finite
-    assert report["finite_grads"]
-    # Every BatchNormalization layer got the momentum sized to the run (1e-6 ** (1 / 10)).
-    assert report["momenta"] == (
-        [pytest.approx(0.2512, abs=1e-4)] if info.batchnorm else []
-    )
-    answers = (project / ".copier-answers.yml").read_text()
-    assert f"param_count: {report['params']}" in answers  # registry metadata is exact
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_architecture_trains_a_step(tmp_path, family):
+    members = FAMILIES[family]
+    projects = [
+        generate(
+            tmp_path,
+            f"proj_{arch}",
+            arch=arch,
+            image_size=registry.ARCHITECTURES[arch].quick_size,
+            num_classes=3,
+            data="synthetic",
+        )
+        for arch in members
+    ]
+    packages = [f"proj_{arch}" for arch in members]
+    result = run_python("-c", STEP, *packages, cwd=tmp_path, package_root=projects)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    reports = [
+        json.loads(line) for line in result.stdout.strip().splitlines()[-len(members) :]
+    ]
+    assert [report["package"] for report in reports] == packages
+    for arch, project, report in zip(members, projects, reports, strict=True):
+        info = registry.ARCHITECTURES[arch]
+        assert report["shape"] == [2, 3], arch
+        assert report["loss"] == report["loss"] and report["loss"] < 1e3, arch  # finite
+        assert report["finite_grads"], arch
+        # Every BatchNormalization layer got the momentum sized to the run (1e-6 ** (1 / 10)).
+        assert report["momenta"] == (
+            [pytest.approx(0.2512, abs=1e-4)] if info.batchnorm else []
+        ), arch
+        answers = (project / ".copier-answers.yml").read_text()
+        assert (
+            f"param_count: {report['params']}" in answers
+        ), arch  # registry metadata is exact
