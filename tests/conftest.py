@@ -43,6 +43,7 @@ def run_python(
     from `cwd`, or from `package_root` (one project or several) when the command must
     run elsewhere."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("PYTEST_ADDOPTS", None)  # kgen's pytest options are not a project suite's
     if package_root is not None:
         roots = package_root if isinstance(package_root, list) else [package_root]
         env["PYTHONPATH"] = os.pathsep.join(map(str, roots))

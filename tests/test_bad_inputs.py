@@ -990,6 +990,12 @@ PROJECT = {
         {},
         r"--apply '.*nowhere/lr.json' is not a file in a directory$",
     ),
+    "P119-lr-find-apply-over-a-file-it-did-not-write": (
+        ["lr-find", "--apply", "{tmp}/notes.txt"],
+        {"notes.txt": "my notes\n"},
+        r"--apply '.*notes.txt' exists and is not a config this project wrote: name "
+        r"a new file$",
+    ),
     "P117-doctor-on-a-directory-without-a-run": (
         ["doctor", "{tmp}/empty"],
         {"empty": None},
@@ -1452,13 +1458,47 @@ def test_generated_project(project, tmp_path, entry):
         else:
             text = content if isinstance(content, str) else json.dumps(content)
             (tmp_path / name).write_text(text)
-    before = sorted(p.name for p in tmp_path.iterdir())
+    before = _contents(tmp_path)
     result = run_python(
         "-m", "proj", *[a.replace("{tmp}", str(tmp_path)) for a in args], cwd=project
     )
     assert_project_refused(result, pattern)
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    assert (
+        _contents(tmp_path) == before
+    )  # nothing written, no file of the user's changed
     assert not (project / "runs").exists()
+
+
+def _contents(directory: Path) -> dict[Path, bytes | str]:
+    """Every path under `directory`: a file's bytes, a link's target, else its kind."""
+    return {
+        path: (
+            f"link to {os.readlink(path)}"
+            if path.is_symlink()
+            else (
+                path.read_bytes()
+                if path.is_file()
+                else "directory" if path.is_dir() else "special"
+            )
+        )
+        for path in directory.rglob("*")
+    }
+
+
+@pytest.mark.parametrize("kind", ["link", "pipe"])
+def test_P120_lr_find_apply_through_a_link_or_onto_a_pipe(project, tmp_path, kind):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    target = tmp_path / "lr.json"
+    if kind == "link":
+        target.symlink_to(notes)
+    else:
+        os.mkfifo(target)
+    before = _contents(tmp_path)
+    result = run_python("-m", "proj", "lr-find", "--apply", str(target), cwd=project)
+    what = "is a symbolic link" if kind == "link" else "is not a regular file"
+    assert_project_refused(result, rf"--apply '.*lr.json' {what}: name a new file$")
+    assert _contents(tmp_path) == before
 
 
 @pytest.fixture(scope="module")
@@ -1676,6 +1716,17 @@ RUN = {
         ["predict", "{tmp}/nowhere.png"],
         r"'.*nowhere.png' does not exist$",
     ),
+    "P121-predict-output-over-a-file-it-did-not-write": (
+        {},
+        ["predict", "{png}", "--output", "{tmp}/notes.csv"],
+        r"--output '.*notes.csv' exists and is not predictions this project wrote: "
+        r"name a new file$",
+    ),
+    "P122-predict-output-through-a-symbolic-link": (
+        {},
+        ["predict", "{png}", "--output", "{tmp}/link.csv"],
+        r"--output '.*link.csv' is a symbolic link: name a new file$",
+    ),
     "P91-predict-a-folder-without-images": (
         {},
         ["predict", "{tmp}/empty"],
@@ -1713,6 +1764,8 @@ def _damaged_copy(finished: Path, tmp_path: Path, damage: dict) -> Path:
     (tmp_path / "digit.png").write_bytes(PNG)
     (tmp_path / "notes.png").write_text("not an image\n")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.csv").write_text("path,note\nx.png,keep this\n")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "notes.csv")
     return out
 
 
@@ -1722,18 +1775,40 @@ def test_run_files(project, finished_run, tmp_path, entry):
     damage, args, pattern = RUN[entry]
     out = _damaged_copy(finished_run, tmp_path, damage)
     (tmp_path / "seed.json").write_text('{"data": {"seed": 7}}')
-    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    before = _contents(tmp_path)
     args = [
         a.replace("{png}", str(tmp_path / "digit.png")).replace("{tmp}", str(tmp_path))
         for a in args
     ]
     result = run_python("-m", "proj", *args, "--output-dir", str(out), cwd=project)
     assert_project_refused(result, pattern)
-    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    after = _contents(tmp_path)
     ignored = {".lock"}  # names the process that last held the directory
     assert {p: d for p, d in after.items() if p.name not in ignored} == {
         p: d for p, d in before.items() if p.name not in ignored
     }
+
+
+@pytest.mark.slow
+def test_commands_replace_the_files_they_wrote(project, finished_run, tmp_path):
+    """What P119-P122 refuse, the command's own earlier output is replaced: predict's
+    CSV and lr-find --apply's config, each written twice."""
+    out = _damaged_copy(finished_run, tmp_path, {})
+    predictions = tmp_path / "predictions.csv"
+    applied = tmp_path / "lr.json"
+    sweep = ["lr-find", "--steps", "20", "--batch-size", "8", "--apply", str(applied)]
+    for _ in range(2):
+        command = ["predict", str(tmp_path / "digit.png"), "--output", str(predictions)]
+        result = run_python(
+            "-m", "proj", *command, "--output-dir", str(out), cwd=project
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert predictions.read_text().startswith("path,")
+        result = run_python(
+            "-m", "proj", *sweep, "--output-dir", str(tmp_path / "sweep"), cwd=project
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert json.loads(applied.read_text())["train"]["learning_rate"] > 0
 
 
 @pytest.mark.slow

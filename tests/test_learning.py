@@ -29,7 +29,14 @@ NOT_IN_CI = ("simple_cnn", "inception_resnet_v2")
 # hold with everything else. They run with `make learning` (pytest -m benchmark), and
 # in CI only through test_architectures (build, the run's BatchNormalization momentum,
 # one finite step) and test_render's recipe checks.
-HEAVY = ("resnet50", "resnet50_v2", "vgg16", "xception", "convnext_tiny", "inception_v3")
+HEAVY = (
+    "resnet50",
+    "resnet50_v2",
+    "vgg16",
+    "xception",
+    "convnext_tiny",
+    "inception_v3",
+)
 CASES = [
     pytest.param(
         family,
@@ -43,7 +50,9 @@ CASES = [
 ]
 # The custom loop: one family (resnet50's custom case was dropped for CI time; the
 # custom loop's own suites and test_health's custom-loop mobilenet_v2 cover the rest).
-CASES += [pytest.param("mobilenet_v2", "mobilenet_v2", "custom", id="mobilenet_v2-custom")]
+CASES += [
+    pytest.param("mobilenet_v2", "mobilenet_v2", "custom", id="mobilenet_v2-custom")
+]
 # Families tested with a shorter run than their default (the whole cosine schedule, fewer
 # epochs) against the same floors; the benchmark measures their default runs. Each
 # shorter run was measured first (benchmarks/learning.py --epochs N): efficientnet_b0

@@ -6,7 +6,7 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,25 @@ def write_bytes(path: Path, contents: bytes) -> None:
     except BaseException:  # a full disk, say: no temporary file is left behind
         os.unlink(tmp.name)
         raise
+
+
+def check_destination(
+    path: Path, flag: str, what: str, ours: Callable[[Path], bool]
+) -> None:
+    """Before writing `path`, which the user named with `flag`: only a new file, or a
+    regular file that `ours` recognises as `what` this project wrote, may be replaced;
+    never a link, a directory, a device or a pipe, nor anybody else's file."""
+    if path.is_symlink():
+        raise ConfigError(f"{flag} {str(path)!r} is a symbolic link: name a new file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(
+            f"{flag} {str(path)!r} is not a regular file: name a new file"
+        )
+    if path.exists() and not ours(path):
+        raise ConfigError(
+            f"{flag} {str(path)!r} exists and is not {what} this project wrote: "
+            "name a new file"
+        )
 
 
 def _umask() -> int:
