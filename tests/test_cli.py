@@ -228,6 +228,7 @@ def test_store_refuses_a_directory_kgen_did_not_create(tmp_path, monkeypatch, ow
     assert [p.name for p in tmp_path.iterdir()] == ["home"]  # no staging left
 
 
+@pytest.mark.slow  # kills at several points: the fast tier's budget
 def test_a_killed_kgen_new_never_blocks_the_next(tmp_path):
     """SIGTERM or SIGKILL at any point: the next kgen new on the same store completes."""
     env = {**os.environ, "KGEN_HOME": str(tmp_path / "home")}

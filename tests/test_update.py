@@ -261,6 +261,7 @@ def test_plain_copier_update_works_too(project):
     assert (project / "CHANGELOG.md").is_file() and (project / "notes.md").is_file()
 
 
+@pytest.mark.slow  # four real kills: the fast tier's budget
 @pytest.mark.parametrize("delay", [0.4, 1.0, 1.8, 2.6])
 def test_a_killed_update_is_named_and_the_advice_puts_it_back(project, delay):
     """SIGKILL mid-update (no handler runs): the next update names what happened and

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from test_update import ORIGINAL  # a line of train.py's docstring the v2 store changes
 from typer.testing import CliRunner
@@ -78,6 +79,7 @@ def test_kgen_update_on_a_second_machine_uses_its_own_store(tmp_path, monkeypatc
     assert " M .copier-answers.yml" in status and " M proj/train.py" in status
 
 
+@pytest.mark.slow  # a second template store and a plain copier update: 13 s
 def test_plain_copier_update_works_on_another_home(tmp_path, monkeypatch):
     """Under the default KGEN_HOME the store is recorded as `~/...`, which copier expands
     on whichever machine runs it."""
