@@ -1463,26 +1463,23 @@ def test_generated_project(project, tmp_path, entry):
         "-m", "proj", *[a.replace("{tmp}", str(tmp_path)) for a in args], cwd=project
     )
     assert_project_refused(result, pattern)
-    assert (
-        _contents(tmp_path) == before
-    )  # nothing written, no file of the user's changed
+    # Nothing written, and no file of the user's changed.
+    assert _contents(tmp_path) == before
     assert not (project / "runs").exists()
 
 
 def _contents(directory: Path) -> dict[Path, bytes | str]:
-    """Every path under `directory`: a file's bytes, a link's target, else its kind."""
-    return {
-        path: (
-            f"link to {os.readlink(path)}"
-            if path.is_symlink()
-            else (
-                path.read_bytes()
-                if path.is_file()
-                else "directory" if path.is_dir() else "special"
-            )
-        )
-        for path in directory.rglob("*")
-    }
+    """Every path under `directory`, with what it holds."""
+    return {path: _content(path) for path in directory.rglob("*")}
+
+
+def _content(path: Path) -> bytes | str:
+    """A link's target, a file's bytes, or the kind of anything else."""
+    if path.is_symlink():
+        return f"link to {os.readlink(path)}"
+    if path.is_file():
+        return path.read_bytes()
+    return "directory" if path.is_dir() else "special"
 
 
 @pytest.mark.parametrize("kind", ["link", "pipe"])

@@ -50,11 +50,13 @@ def check_destination(
     never a link, a directory, a device or a pipe, nor anybody else's file."""
     if path.is_symlink():
         raise ConfigError(f"{flag} {str(path)!r} is a symbolic link: name a new file")
-    if path.exists() and not path.is_file():
+    if not path.exists():
+        return
+    if not path.is_file():
         raise ConfigError(
             f"{flag} {str(path)!r} is not a regular file: name a new file"
         )
-    if path.exists() and not ours(path):
+    if not ours(path):
         raise ConfigError(
             f"{flag} {str(path)!r} exists and is not {what} this project wrote: "
             "name a new file"
