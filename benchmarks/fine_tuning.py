@@ -11,6 +11,7 @@ need a download, which these machines cannot make; the pretrained digits are a s
 Prints a Markdown table and writes JSON.
 
     python benchmarks/fine_tuning.py [--arch mobilenet_v2] [--epochs N] [--json FILE]
+                                     [--no-cautious]
 """
 
 from __future__ import annotations
@@ -111,6 +112,11 @@ def main() -> None:
         "--set", nargs="*", default=[], help="KEY=VALUE settings of the fine-tuned run"
     )
     parser.add_argument("--keep", type=Path, help="work here, and keep the projects")
+    parser.add_argument(
+        "--no-cautious",
+        action="store_true",
+        help="leave out the run with keras-io's cautious values",
+    )
     args = parser.parse_args()
     keras_class = registry.ARCHITECTURES[args.arch].keras_class
     rows = []
@@ -143,11 +149,15 @@ def main() -> None:
         ]
         scratch = project(parent, "scratch", args.arch, args.epochs)
         tuned = project(parent, "tuned", args.arch, args.epochs, weights=str(weights))
-        for target, start, settings in (
+        runs = [
             (scratch, "from scratch", []),
             (tuned, "from digits 0-4 (--weights PATH), defaults", args.set),
-            (tuned, "from digits 0-4, keras-io's cautious values", CAUTIOUS),
-        ):
+        ]
+        if not args.no_cautious:
+            runs.append(
+                (tuned, "from digits 0-4, keras-io's cautious values", CAUTIOUS)
+            )
+        for target, start, settings in runs:
             out = parent / f"run-{len(rows)}"
             metrics, seconds = train(target, out, *few, *settings)
             rows.append((f"digits 5-9, 20 % for training, {start}", metrics, seconds))

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow
 # simple_cnn, the default, is test_generated's default-project learning test (both loops).
 # inception_resnet_v2 (2 epochs: 0.958) is measured by the benchmark only: the largest
 # model took 262 s of CI, and its recipe is the one inception_v3 and the others share.
-NOT_IN_CI = ("simple_cnn", "inception_resnet_v2")
+# mobilenet_v2's floor is asserted in the custom loop (below); the fit loop trains every
+# other family with BatchNormalization to its floor (131 s of CI).
+NOT_IN_CI = ("simple_cnn", "inception_resnet_v2", "mobilenet_v2")
 # The six largest families' shortest passing runs cost 2,780 s of CI's 5,276 s on its
 # slower CPU (resnet50 alone 668 s: 4 s a step at 32 px), more than a 45-minute CI can
 # hold with everything else. They run with `make learning` (pytest -m benchmark), and
@@ -48,8 +50,9 @@ CASES = [
     for family, arch in learning.REPRESENTATIVES.items()
     if arch not in NOT_IN_CI
 ]
-# The custom loop: one family (resnet50's custom case was dropped for CI time; the
-# custom loop's own suites and test_health's custom-loop mobilenet_v2 cover the rest).
+# The custom loop: one family, mobilenet_v2's floor (resnet50's custom case was dropped
+# for CI time; the custom loop's own suites and test_health's custom-loop mobilenet_v2
+# cover the rest).
 CASES += [
     pytest.param("mobilenet_v2", "mobilenet_v2", "custom", id="mobilenet_v2-custom")
 ]
@@ -94,6 +97,7 @@ def test_a_pretrained_start_beats_training_from_scratch(tmp_path):
             str(REPO / "benchmarks" / "fine_tuning.py"),
             "--json",
             str(out),
+            "--no-cautious",  # keras-io's values are the benchmark's comparison only
         ],
         capture_output=True,
         text=True,

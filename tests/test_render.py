@@ -102,6 +102,7 @@ def expected_files(package: str, data: str) -> set[str]:
                 "train",
             )
         ),
+        "tests/conftest.py",
         "tests/test_data.py",
         "tests/test_health.py",
         "tests/test_model.py",
@@ -115,8 +116,6 @@ def expected_files(package: str, data: str) -> set[str]:
         files.add(f"{package}/sample_data/digits.npz")
     if data != "tfrecord":  # its data is read by prepared.py
         files.add(f"{package}/sources.py")
-    if data in ("tfds", "folder", "npz", "tfrecord"):
-        files.add("tests/conftest.py")
     if data != "synthetic":  # evaluate --data-dir: a test set
         files.add(f"{package}/test_set.py")
     return files
@@ -722,7 +721,8 @@ def test_pretrained_weights_appear_only_when_chosen(tmp_path, loop, weights):
     pretrained = weights != "none"
     assert (project / "proj" / "fine_tuning.py").is_file() == pretrained
     assert (project / "tests" / "test_fine_tuning.py").is_file() == pretrained
-    assert (project / "tests" / "conftest.py").is_file() == pretrained
+    conftest = (project / "tests" / "conftest.py").read_text()
+    assert ("def offline_weights" in conftest) == pretrained
     code = read(project, "model", "loop", "optimization", "config", "export")
     assert ("FineTuning(cfg.train" in code) == pretrained
     assert ("FineTuningRate(" in code) == pretrained
