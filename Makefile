@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO := build/demo/my-digits
-# The versions CI passed on (`make lock` refreshes them); pip installs nothing else.
+# The versions CI passed on (`make lock` refreshes them): pip installs these exact versions.
 CONSTRAINTS := $(abspath constraints.txt)
 
 .PHONY: demo test learning fast install lock check-latest clean
