@@ -996,6 +996,18 @@ PROJECT = {
         r"--apply '.*notes.txt' exists and is not a config this project wrote: name "
         r"a new file$",
     ),
+    "P123-train-into-a-directory-of-the-users": (
+        ["train", "--output-dir", "{tmp}/mine"],
+        {"mine": None, "mine/history.csv": "my history\n"},
+        r"--output-dir '.*mine' holds files train did not write: name a new or empty "
+        r"directory$",
+    ),
+    "P124-lr-find-into-a-directory-of-the-users": (
+        ["lr-find", "--output-dir", "{tmp}/mine"],
+        {"mine": None, "mine/lr_find.json": "{}", "mine/notes.txt": "my notes\n"},
+        r"--output-dir '.*mine' holds files lr-find did not write: name a new or "
+        r"empty directory$",
+    ),
     "P117-doctor-on-a-directory-without-a-run": (
         ["doctor", "{tmp}/empty"],
         {"empty": None},

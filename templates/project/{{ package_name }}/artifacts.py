@@ -94,6 +94,25 @@ def save_model(model: keras.Model, workdir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+# Every run directory holds run_lock's file, from its first moment; lr-find's sweep is
+# these two files.
+LOCK_FILE = ".lock"
+SWEEP_FILES = frozenset({"lr_find.json", "lr_find.png"})
+
+
+def check_output_dir(
+    workdir: Path, command: str, written: Callable[[set[str]], bool]
+) -> None:
+    """Refuse a user-named --output-dir that exists and holds files `written` says
+    `command` did not write: they are the user's, and would be written beside or over.
+    """
+    if workdir.is_dir() and not written({path.name for path in workdir.iterdir()}):
+        raise ConfigError(
+            f"--output-dir {str(workdir)!r} holds files {command} did not write: name "
+            "a new or empty directory"
+        )
+
+
 @contextmanager
 def run_lock(workdir: Path) -> Iterator[None]:
     """Hold workdir for this process: a second train on it fails at once, naming us.
@@ -102,7 +121,7 @@ def run_lock(workdir: Path) -> Iterator[None]:
     ends however it ends, so a crashed run's lock never blocks the next.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    with (workdir / ".lock").open("a+") as lock:
+    with (workdir / LOCK_FILE).open("a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
