@@ -998,15 +998,15 @@ PROJECT = {
     ),
     "P123-train-into-a-directory-of-the-users": (
         ["train", "--output-dir", "{tmp}/mine"],
-        {"mine": None, "mine/history.csv": "my history\n"},
-        r"--output-dir '.*mine' holds files train did not write: name a new or empty "
-        r"directory$",
+        {"mine": None, "mine/.lock": "mine\n", "mine/history.csv": "my history\n"},
+        r"output directory '.*mine' holds files train did not write: name a new or "
+        r"empty directory$",
     ),
     "P124-lr-find-into-a-directory-of-the-users": (
         ["lr-find", "--output-dir", "{tmp}/mine"],
-        {"mine": None, "mine/lr_find.json": "{}", "mine/notes.txt": "my notes\n"},
-        r"--output-dir '.*mine' holds files lr-find did not write: name a new or "
-        r"empty directory$",
+        {"mine": None, "mine/lr_find.json": {"mine": 1}},  # a file of the user's
+        r"output directory '.*mine' holds files lr-find did not write: name a new "
+        r"or empty directory$",
     ),
     "P117-doctor-on-a-directory-without-a-run": (
         ["doctor", "{tmp}/empty"],

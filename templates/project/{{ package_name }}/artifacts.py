@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -94,23 +95,42 @@ def save_model(model: keras.Model, workdir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-# Every run directory holds run_lock's file, from its first moment; lr-find's sweep is
-# these two files.
-LOCK_FILE = ".lock"
-SWEEP_FILES = frozenset({"lr_find.json", "lr_find.png"})
+LOCK_FILE = ".lock"  # run_lock's, in every run directory from its first moment
+SWEEP = "lr_find.json"  # lr-find's result, beside its figure lr_find.png
+SWEEP_FILES = frozenset({SWEEP, "lr_find.png"})
 
 
-def check_output_dir(
-    workdir: Path, command: str, written: Callable[[set[str]], bool]
-) -> None:
-    """Refuse a user-named --output-dir that exists and holds files `written` says
-    `command` did not write: they are the user's, and would be written beside or over.
-    """
-    if workdir.is_dir() and not written({path.name for path in workdir.iterdir()}):
+def check_output_dir(workdir: Path, command: str, ours: Callable[[Path], bool]) -> None:
+    """Refuse an output directory that exists, is not empty and is not `ours`: its
+    files are the user's, and `command` would write beside them or over them."""
+    if workdir.is_dir() and any(workdir.iterdir()) and not ours(workdir):
         raise ConfigError(
-            f"--output-dir {str(workdir)!r} holds files {command} did not write: name "
-            "a new or empty directory"
+            f"output directory {str(workdir)!r} holds files {command} did not write: "
+            "name a new or empty directory"
         )
+
+
+def is_run(workdir: Path) -> bool:
+    """Whether workdir is a training run's: it has finished an epoch, or its lock is
+    run_lock's (empty, or naming the process that held it)."""
+    if holds_checkpoint(workdir):
+        return True
+    try:
+        lock = (workdir / LOCK_FILE).read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return re.fullmatch(r"(process \d+\n)?", lock) is not None
+
+
+def is_sweep(workdir: Path) -> bool:
+    """Whether workdir holds lr-find's sweep and nothing else."""
+    if not {path.name for path in workdir.iterdir()} <= SWEEP_FILES:
+        return False
+    try:
+        result = json.loads((workdir / SWEEP).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(result, dict) and {"rule", "rates", "losses"} <= result.keys()
 
 
 @contextmanager
