@@ -96,8 +96,7 @@ def save_model(model: keras.Model, workdir: Path) -> None:
 
 
 LOCK_FILE = ".lock"  # run_lock's, in every run directory from its first moment
-SWEEP = "lr_find.json"  # lr-find's result, beside its figure lr_find.png
-SWEEP_FILES = frozenset({SWEEP, "lr_find.png"})
+SWEEP_RESULT, SWEEP_FIGURE = "lr_find.json", "lr_find.png"  # what lr-find writes
 
 
 def check_output_dir(workdir: Path, command: str, ours: Callable[[Path], bool]) -> None:
@@ -124,10 +123,10 @@ def is_run(workdir: Path) -> bool:
 
 def is_sweep(workdir: Path) -> bool:
     """Whether workdir holds lr-find's sweep and nothing else."""
-    if not {path.name for path in workdir.iterdir()} <= SWEEP_FILES:
+    if not {path.name for path in workdir.iterdir()} <= {SWEEP_RESULT, SWEEP_FIGURE}:
         return False
     try:
-        result = json.loads((workdir / SWEEP).read_text())
+        result = json.loads((workdir / SWEEP_RESULT).read_text())
     except (OSError, ValueError):
         return False
     return isinstance(result, dict) and {"rule", "rates", "losses"} <= result.keys()

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import data
-from .artifacts import write_json
+from .artifacts import SWEEP_FIGURE, SWEEP_RESULT, write_json
 from .config import Config
 from .distribute import input_pipeline, make_strategy
 from .errors import ConfigError
@@ -114,8 +114,8 @@ def lr_find(cfg: Config, outdir: Path, steps: int, low: float, high: float) -> d
         "smoothed": [_number(value) for value in sweep.smoothed],
     }
     outdir.mkdir(parents=True, exist_ok=True)
-    write_json(outdir / "lr_find.json", result)
-    _plot(rates, np.array(sweep.losses), smoothed, result, outdir / "lr_find.png")
+    write_json(outdir / SWEEP_RESULT, result)
+    _plot(rates, np.array(sweep.losses), smoothed, result, outdir / SWEEP_FIGURE)
     return result
 
 
