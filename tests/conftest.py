@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -55,6 +56,65 @@ def run_python(
         text=True,
         timeout=timeout,
     )
+
+
+# A generated package's `main` run for many command lines in one process, each as
+# `python -m PACKAGE ARGV` would run it: its working directory, its exit code (argparse's
+# SystemExit included; an escaped exception prints its traceback and exits 1), what it
+# printed, and the names in its working directory afterwards. argv: package, the
+# commands' JSON file, the results' JSON file.
+COMMANDS = """
+import contextlib, importlib, io, json, os, sys, traceback
+
+main = importlib.import_module(sys.argv[1] + ".__main__").main
+with open(sys.argv[2]) as file:
+    commands = json.load(file)
+results = []
+for argv, cwd in commands:
+    os.chdir(cwd)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as stop:
+            code = 0 if stop.code is None else stop.code
+            if not isinstance(code, int):
+                print(code, file=sys.stderr)
+                code = 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    results.append([code, out.getvalue(), err.getvalue(), sorted(os.listdir(cwd))])
+with open(sys.argv[3], "w") as file:
+    json.dump(results, file)
+"""
+
+
+def run_commands(
+    package: str, root: Path, commands: list[tuple[list[str], Path]], workdir: Path
+) -> list[subprocess.CompletedProcess]:
+    """Run each (argv, working directory) of `commands` with the package at `root`, in
+    one process: a refusal that reaches TensorFlow costs its 4-8 s import once, not once
+    a command. Each result's `args` holds the names in its working directory after it.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "commands.json").write_text(
+        json.dumps([[argv, str(cwd)] for argv, cwd in commands])
+    )
+    process = run_python(
+        "-c",
+        COMMANDS,
+        package,
+        str(workdir / "commands.json"),
+        str(workdir / "results.json"),
+        cwd=workdir,
+        package_root=root,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    return [
+        subprocess.CompletedProcess(names, code, out, err)
+        for code, out, err, names in json.loads((workdir / "results.json").read_text())
+    ]
 
 
 def assert_project_refused(result: subprocess.CompletedProcess, pattern: str) -> None:

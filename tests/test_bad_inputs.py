@@ -21,7 +21,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import REPO, assert_project_refused, free_ports, generate, run_python
+from conftest import (
+    REPO,
+    assert_project_refused,
+    free_ports,
+    generate,
+    run_commands,
+    run_python,
+)
 from generator import cli
 
 # id -> (kgen new options, message pattern). The project directory is "proj".
@@ -1459,25 +1466,46 @@ def project(tmp_path_factory) -> Path:
     return generate(tmp_path_factory.mktemp("bad-inputs"), "proj")
 
 
+def _refusals(
+    project: Path, parent: Path, commands: dict[str, tuple[list[str], Path]]
+) -> dict[str, subprocess.CompletedProcess]:
+    """Each entry's command line, all in one process (conftest.run_commands)."""
+    results = run_commands("proj", project, list(commands.values()), parent / "run")
+    return dict(zip(commands, results, strict=True))
+
+
+@pytest.fixture(scope="module")
+def project_refusals(project, tmp_path_factory) -> dict[str, tuple]:
+    """entry -> (its directory, what it held before, the command's result)."""
+    parent = tmp_path_factory.mktemp("project-entries")
+    directories, before, commands = {}, {}, {}
+    for entry, (args, files, _) in PROJECT.items():
+        directory = directories[entry] = parent / entry
+        directory.mkdir()
+        for name, content in files.items():
+            if content is None:
+                (directory / name).mkdir()
+            elif isinstance(content, bytes):
+                (directory / name).write_bytes(content)
+            else:
+                text = content if isinstance(content, str) else json.dumps(content)
+                (directory / name).write_text(text)
+        before[entry] = _contents(directory)
+        argv = [a.replace("{tmp}", str(directory)) for a in args]
+        commands[entry] = (argv, project)
+    results = _refusals(project, parent, commands)
+    return {
+        entry: (directories[entry], before[entry], results[entry]) for entry in PROJECT
+    }
+
+
 @pytest.mark.parametrize("entry", PROJECT)
-def test_generated_project(project, tmp_path, entry):
-    args, files, pattern = PROJECT[entry]
-    for name, content in files.items():
-        if content is None:
-            (tmp_path / name).mkdir()
-        elif isinstance(content, bytes):
-            (tmp_path / name).write_bytes(content)
-        else:
-            text = content if isinstance(content, str) else json.dumps(content)
-            (tmp_path / name).write_text(text)
-    before = _contents(tmp_path)
-    result = run_python(
-        "-m", "proj", *[a.replace("{tmp}", str(tmp_path)) for a in args], cwd=project
-    )
-    assert_project_refused(result, pattern)
+def test_generated_project(project_refusals, entry):
+    directory, before, result = project_refusals[entry]
+    assert_project_refused(result, PROJECT[entry][2])
     # Nothing written, and no file of the user's changed.
-    assert _contents(tmp_path) == before
-    assert not (project / "runs").exists()
+    assert _contents(directory) == before
+    assert "runs" not in result.args  # the project's directory, after the command
 
 
 def _contents(directory: Path) -> dict[Path, bytes | str]:
@@ -1517,30 +1545,33 @@ def folder_project(tmp_path_factory) -> Path:
     )
 
 
+@pytest.fixture(scope="module")
+def folder_refusals(folder_project, tmp_path_factory) -> dict[str, tuple]:
+    """entry -> (its directory, `train --data-dir data` run there)."""
+    parent = tmp_path_factory.mktemp("folder-entries")
+    commands = {}
+    for entry, (files, _) in FOLDER.items():
+        directory = parent / entry
+        directory.mkdir()
+        for name, content in files.items():
+            path = directory / name
+            if content is None:
+                path.mkdir(parents=True)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+        argv = ["train", "--output-dir", str(directory / "out"), "--data-dir", "data"]
+        commands[entry] = (argv, directory)
+    results = _refusals(folder_project, parent, commands)
+    return {entry: (commands[entry][1], results[entry]) for entry in FOLDER}
+
+
 @pytest.mark.slow  # each runs the generated project's command line
 @pytest.mark.parametrize("entry", FOLDER)
-def test_folder_source(folder_project, tmp_path, entry):
-    files, pattern = FOLDER[entry]
-    for name, content in files.items():
-        path = tmp_path / name
-        if content is None:
-            path.mkdir(parents=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
-    out = tmp_path / "out"
-    result = run_python(
-        "-m",
-        "proj",
-        "train",
-        "--output-dir",
-        str(out),
-        "--data-dir",
-        "data",
-        cwd=tmp_path,
-        package_root=folder_project,
-    )
-    assert_project_refused(result, pattern)
+def test_folder_source(folder_refusals, entry):
+    directory, result = folder_refusals[entry]
+    assert_project_refused(result, FOLDER[entry][1])
+    out = directory / "out"
     assert not (out / "model.keras").exists() and not (out / "config.json").exists()
 
 
@@ -1551,58 +1582,71 @@ def npz_project(tmp_path_factory) -> Path:
     )
 
 
+@pytest.fixture(scope="module")
+def npz_refusals(npz_project, tmp_path_factory) -> dict[str, tuple]:
+    """entry -> (its directory, `train` run there on its data/data.npz)."""
+    parent = tmp_path_factory.mktemp("npz-entries")
+    commands = {}
+    for entry, (arrays, _) in NPZ.items():
+        directory = parent / entry
+        (directory / "data").mkdir(parents=True)
+        path = directory / "data" / "data.npz"
+        if isinstance(arrays, bytes):
+            path.write_bytes(arrays)
+        elif arrays == "truncated":
+            np.savez(path, x=np.zeros((4, 8, 8), np.uint8), y=LABELS)
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        else:
+            np.savez(path, **arrays)
+        commands[entry] = (["train", "--output-dir", str(directory / "out")], directory)
+    results = _refusals(npz_project, parent, commands)
+    return {entry: (commands[entry][1], results[entry]) for entry in NPZ}
+
+
 @pytest.mark.slow  # each runs the generated project's command line
 @pytest.mark.parametrize("entry", NPZ)
-def test_npz_source(npz_project, tmp_path, entry):
-    arrays, pattern = NPZ[entry]
-    (tmp_path / "data").mkdir()
-    path = tmp_path / "data" / "data.npz"
-    if isinstance(arrays, bytes):
-        path.write_bytes(arrays)
-    elif arrays == "truncated":
-        np.savez(path, x=np.zeros((4, 8, 8), np.uint8), y=LABELS)
-        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    else:
-        np.savez(path, **arrays)
-    out = tmp_path / "out"
-    result = run_python(
-        "-m",
-        "proj",
-        "train",
-        "--output-dir",
-        str(out),
-        cwd=tmp_path,
-        package_root=npz_project,
-    )
-    assert_project_refused(result, pattern)
+def test_npz_source(npz_refusals, entry):
+    directory, result = npz_refusals[entry]
+    assert_project_refused(result, NPZ[entry][1])
+    out = directory / "out"
     assert not out.exists() or not (out / "config.json").exists()
+
+
+@pytest.fixture(scope="module")
+def task_data_refusals(tmp_path_factory) -> dict[str, tuple]:
+    """entry -> (its directory, `train` run there); one project and one process for the
+    entries that share kgen options."""
+    parent = tmp_path_factory.mktemp("task-data-entries")
+    groups: dict[str, dict] = {}
+    for entry, (options, files, _) in TASK_DATA.items():
+        directory = parent / entry
+        for name, content in files.items():
+            path = directory / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, dict):
+                np.savez(path, **{key: np.asarray(v) for key, v in content.items()})
+            elif isinstance(content, str):
+                path.write_text(content)
+            else:
+                path.write_bytes(content)
+        command = (["train", "--output-dir", str(directory / "out")], directory)
+        groups.setdefault(json.dumps(options, sort_keys=True), {})[entry] = command
+    outcomes = {}
+    for index, (options, commands) in enumerate(groups.items()):
+        group = parent / f"project-{index}"
+        group.mkdir()
+        project = generate(group, "proj", **json.loads(options))
+        results = _refusals(project, group, commands)
+        outcomes |= {entry: (commands[entry][1], results[entry]) for entry in commands}
+    return outcomes
 
 
 @pytest.mark.slow  # each runs the generated project's command line
 @pytest.mark.parametrize("entry", TASK_DATA)
-def test_task_data(tmp_path_factory, tmp_path, entry):
-    options, files, pattern = TASK_DATA[entry]
-    project = generate(tmp_path_factory.mktemp("bad-task-data"), "proj", **options)
-    for name, content in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, dict):
-            np.savez(path, **{key: np.asarray(v) for key, v in content.items()})
-        elif isinstance(content, str):
-            path.write_text(content)
-        else:
-            path.write_bytes(content)
-    out = tmp_path / "out"
-    result = run_python(
-        "-m",
-        "proj",
-        "train",
-        "--output-dir",
-        str(out),
-        cwd=tmp_path,
-        package_root=project,
-    )
-    assert_project_refused(result, pattern)
+def test_task_data(task_data_refusals, entry):
+    directory, result = task_data_refusals[entry]
+    assert_project_refused(result, TASK_DATA[entry][2])
+    out = directory / "out"
     assert not out.exists() or not (out / "config.json").exists()
 
 
@@ -1778,20 +1822,34 @@ def _damaged_copy(finished: Path, tmp_path: Path, damage: dict) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def run_refusals(project, finished_run, tmp_path_factory) -> dict[str, tuple]:
+    """entry -> (its directory, what it held before, the command on its damaged copy)."""
+    parent = tmp_path_factory.mktemp("run-entries")
+    directories, before, commands = {}, {}, {}
+    for entry, (damage, args, _) in RUN.items():
+        directory = directories[entry] = parent / entry
+        directory.mkdir()
+        out = _damaged_copy(finished_run, directory, damage)
+        (directory / "seed.json").write_text('{"data": {"seed": 7}}')
+        before[entry] = _contents(directory)
+        argv = [
+            a.replace("{png}", str(directory / "digit.png")).replace(
+                "{tmp}", str(directory)
+            )
+            for a in args
+        ]
+        commands[entry] = ([*argv, "--output-dir", str(out)], project)
+    results = _refusals(project, parent, commands)
+    return {entry: (directories[entry], before[entry], results[entry]) for entry in RUN}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("entry", RUN)
-def test_run_files(project, finished_run, tmp_path, entry):
-    damage, args, pattern = RUN[entry]
-    out = _damaged_copy(finished_run, tmp_path, damage)
-    (tmp_path / "seed.json").write_text('{"data": {"seed": 7}}')
-    before = _contents(tmp_path)
-    args = [
-        a.replace("{png}", str(tmp_path / "digit.png")).replace("{tmp}", str(tmp_path))
-        for a in args
-    ]
-    result = run_python("-m", "proj", *args, "--output-dir", str(out), cwd=project)
-    assert_project_refused(result, pattern)
-    after = _contents(tmp_path)
+def test_run_files(run_refusals, entry):
+    directory, before, result = run_refusals[entry]
+    assert_project_refused(result, RUN[entry][2])
+    after = _contents(directory)
     ignored = {".lock"}  # names the process that last held the directory
     assert {p: d for p, d in after.items() if p.name not in ignored} == {
         p: d for p, d in before.items() if p.name not in ignored
