@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_project_refused, run_python, train
+from conftest import assert_project_refused, run_commands, run_python, train
 
 pytestmark = pytest.mark.slow
 
@@ -221,32 +221,41 @@ def grey_png(side: int) -> bytes:
     )
 
 
-@pytest.mark.parametrize("damage", DAMAGE)
-@pytest.mark.parametrize("name", RUN_FILES)
-def test_a_damaged_run_file_gives_a_clear_outcome(finished_run, tmp_path, name, damage):
-    """The next command either succeeds (resuming from an older checkpoint counts) or
-    fails with one line and exit code 2; never a traceback, never a silent restart."""
+def test_a_damaged_run_file_gives_a_clear_outcome(finished_run, tmp_path):
+    """Each file a run writes, damaged each way, then the command that reads it next:
+    it either succeeds (resuming from an older checkpoint counts) or fails with one line
+    and exit code 2; never a traceback, never a silent restart. One test, one process
+    for the 27 commands (conftest.run_commands): it reports every case that failed."""
     project, finished = finished_run
-    out = tmp_path / "run"
-    shutil.copytree(finished, out)
-    target = out / name
-    target.write_bytes(DAMAGE[damage](target.read_bytes()))
-    command = RUN_FILES[name]
-    args = {
-        "train": ["train", "--epochs", "3", "--steps-per-epoch", "3"],
-        "evaluate": ["evaluate"],
-        "predict": ["predict", str(finished.parent / "digit.png")],
-    }[command]
-    result = run_python("-m", "proj", *args, "--output-dir", str(out), cwd=project)
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    if result.returncode == 0:
-        if command == "train":  # resumed, not restarted: epochs 0 and 1 are kept
-            assert "Epoch 1/3" not in result.stdout
-            rows = (out / "history.csv").read_text().splitlines()[1:]
-            assert [row.split(",")[0] for row in rows] == ["0", "1", "2"]
-    else:
+    commands = {}
+    for name, command in RUN_FILES.items():
+        for damage, change in DAMAGE.items():
+            out = tmp_path / f"{name.replace('/', '-')}-{damage}"
+            shutil.copytree(finished, out)
+            target = out / name
+            target.write_bytes(change(target.read_bytes()))
+            args = {
+                "train": ["train", "--epochs", "3", "--steps-per-epoch", "3"],
+                "evaluate": ["evaluate"],
+                "predict": ["predict", str(finished.parent / "digit.png")],
+            }[command]
+            commands[name, damage] = ([*args, "--output-dir", str(out)], project)
+    results = run_commands("proj", project, list(commands.values()), tmp_path / "run")
+    failures = {}
+    for (name, damage), result in zip(commands, results, strict=True):
+        out = tmp_path / f"{name.replace('/', '-')}-{damage}"
         errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
-        assert result.returncode == 2 and len(errors) == 1, result.stderr[-3000:]
+        if "Traceback" in result.stderr:
+            failures[name, damage] = result.stderr[-1500:]
+        elif result.returncode == 0 and RUN_FILES[name] == "train":
+            # Resumed, not restarted: epochs 0 and 1 are kept.
+            rows = (out / "history.csv").read_text().splitlines()[1:]
+            epochs = [row.split(",")[0] for row in rows]
+            if "Epoch 1/3" in result.stdout or epochs != ["0", "1", "2"]:
+                failures[name, damage] = f"restarted: epochs {epochs}"
+        elif result.returncode != 0 and (result.returncode != 2 or len(errors) != 1):
+            failures[name, damage] = result.stderr[-1500:]
+    assert not failures, failures
 
 
 def test_a_second_train_on_a_busy_directory_is_refused_then_takes_over(
