@@ -1538,6 +1538,21 @@ def test_P120_lr_find_apply_through_a_link_or_onto_a_pipe(project, tmp_path, kin
     assert _contents(tmp_path) == before
 
 
+def test_P125_tune_into_a_directory_of_the_users(tmp_path):
+    project = generate(tmp_path, "proj", tune=True)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes\n")
+    before = _contents(mine)
+    result = run_python("-m", "proj", "tune", "--output-dir", str(mine), cwd=project)
+    assert_project_refused(
+        result,
+        r"output directory '.*mine' holds files tune did not write: name a new or "
+        r"empty directory$",
+    )
+    assert _contents(mine) == before
+
+
 @pytest.fixture(scope="module")
 def folder_project(tmp_path_factory) -> Path:
     return generate(

@@ -110,8 +110,8 @@ def check_output_dir(workdir: Path, command: str, ours: Callable[[Path], bool]) 
 
 
 def is_run(workdir: Path) -> bool:
-    """Whether workdir is a training run's: it has finished an epoch, or its lock is
-    run_lock's (empty, or naming the process that held it)."""
+    """Whether workdir is a training run's or a tune study's: it has finished an epoch,
+    or its lock is run_lock's (empty, or naming the process that held it)."""
     if holds_checkpoint(workdir):
         return True
     try:
