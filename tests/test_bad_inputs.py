@@ -1538,6 +1538,42 @@ def test_P120_lr_find_apply_through_a_link_or_onto_a_pipe(project, tmp_path, kin
     assert _contents(tmp_path) == before
 
 
+# Which directories lr-find may write its sweep into (P124 refuses the others).
+SWEEPS = """
+import json, sys
+from pathlib import Path
+from proj.artifacts import is_sweep
+
+print(json.dumps({path.name: is_sweep(path) for path in Path(sys.argv[1]).iterdir()}))
+"""
+
+
+def test_lr_find_recognises_its_sweep_and_a_killed_sweeps_leftovers(project, tmp_path):
+    sweep = {"rule": "steepest", "rates": [], "losses": []}
+    directories = {
+        "sweep": {"lr_find.json": json.dumps(sweep), "lr_find.png": "png"},
+        "sweep-killed-while-replaced": {
+            "lr_find.json": json.dumps(sweep),
+            ".lr_find.json.k2x9q1": "{",
+        },
+        "sweep-killed-before-its-result": {".lr_find.json.a8b7c6": ""},
+        "users-json": {"lr_find.json": json.dumps({"mine": 1})},
+        "users-png": {"lr_find.png": "png"},
+        "sweep-and-users-file": {"lr_find.json": json.dumps(sweep), "notes.txt": ""},
+        "users-hidden-file": {".lr_find.json": json.dumps(sweep)},
+    }
+    for name, files in directories.items():
+        (tmp_path / name).mkdir()
+        for file, text in files.items():
+            (tmp_path / name / file).write_text(text)
+    result = run_python("-c", SWEEPS, str(tmp_path), cwd=project)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == {
+        name: name.startswith("sweep") and name != "sweep-and-users-file"
+        for name in directories
+    }
+
+
 def test_P125_tune_into_a_directory_of_the_users(tmp_path):
     project = generate(tmp_path, "proj", tune=True)
     mine = tmp_path / "mine"

@@ -122,8 +122,14 @@ def is_run(workdir: Path) -> bool:
 
 
 def is_sweep(workdir: Path) -> bool:
-    """Whether workdir holds lr-find's sweep and nothing else."""
-    if not {path.name for path in workdir.iterdir()} <= {SWEEP_RESULT, SWEEP_FIGURE}:
+    """Whether workdir holds lr-find's sweep and nothing else; the temporary files of
+    a write_bytes that was killed (.lr_find.json.<random>) count as lr-find's own."""
+    names = {path.name for path in workdir.iterdir()}
+    prefixes = (f".{SWEEP_RESULT}.", f".{SWEEP_FIGURE}.")
+    leftovers = {name for name in names if name.startswith(prefixes)}
+    if SWEEP_RESULT not in names:
+        return names == leftovers  # a first sweep killed before it wrote its result
+    if not names - leftovers <= {SWEEP_RESULT, SWEEP_FIGURE}:
         return False
     try:
         result = json.loads((workdir / SWEEP_RESULT).read_text())
