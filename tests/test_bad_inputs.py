@@ -983,12 +983,12 @@ PROJECT = {
     ),
     "P115-lr-find-into-a-training-run": (
         ["lr-find", "--output-dir", "{tmp}/run/logs"],
-        {"run": None, "run/config.json": "{}", "run/history.csv": "epoch\n"},
+        {"run": None, "run/.lock": "process 7\n", "run/history.csv": "epoch\n"},
         r"'.*run/logs' is in a training run: give lr-find another --output-dir$",
     ),
     "P118-lr-find-apply-over-a-runs-config": (
         ["lr-find", "--apply", "{tmp}/run/config.json"],
-        {"run": None, "run/config.json": "{}", "run/trace.json": "{}"},
+        {"run": None, "run/.lock": "process 7\n", "run/config.json": "{}"},
         r"--apply '.*run/config.json' is in a training run, whose files describe it: "
         r"write the settings elsewhere$",
     ),

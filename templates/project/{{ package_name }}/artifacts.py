@@ -121,6 +121,12 @@ def is_run(workdir: Path) -> bool:
     return re.fullmatch(r"(process \d+\n)?", lock) is not None
 
 
+def in_run(directory: Path) -> bool:
+    """Whether `directory`, or a directory it is in, is a run's (is_run)."""
+    resolved = directory.resolve()
+    return any(is_run(path) for path in (resolved, *resolved.parents))
+
+
 def is_sweep(workdir: Path) -> bool:
     """Whether workdir holds lr-find's sweep and nothing else; the temporary files of
     a write_bytes that was killed (.lr_find.json.<random>) count as lr-find's own."""
