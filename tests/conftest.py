@@ -58,57 +58,69 @@ def run_python(
     )
 
 
-# A generated package's `main` run for many command lines in one process, each as
-# `python -m PACKAGE ARGV` would run it: its working directory, its exit code (argparse's
-# SystemExit included; an escaped exception prints its traceback and exits 1), what it
-# printed, and the names in its working directory afterwards. argv: package, the
-# commands' JSON file, the results' JSON file.
+# Generated packages' `main` run for many command lines in one process, each as
+# `python -m PACKAGE ARGV` would run it in its working directory: its exit code
+# (argparse's SystemExit included; an escaped exception prints its traceback and exits
+# 1), what it printed, and the names in its working directory afterwards; all under
+# tfds's mock data when asked. argv: the commands' JSON file, the results' JSON file.
 COMMANDS = """
 import contextlib, importlib, io, json, os, sys, traceback
 
-main = importlib.import_module(sys.argv[1] + ".__main__").main
-with open(sys.argv[2]) as file:
-    commands = json.load(file)
+with open(sys.argv[1]) as file:
+    commands, mock_tfds = json.load(file)
+mock = contextlib.nullcontext()
+if mock_tfds:
+    import tensorflow_datasets as tfds
+
+    mock = tfds.testing.mock_data(
+        num_examples=128, policy=tfds.testing.MockPolicy.USE_CODE
+    )
 results = []
-for argv, cwd in commands:
-    os.chdir(cwd)
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as stop:
-            code = 0 if stop.code is None else stop.code
-            if not isinstance(code, int):
-                print(code, file=sys.stderr)
+with mock:
+    for package, argv, cwd in commands:
+        main = importlib.import_module(package + ".__main__").main
+        os.chdir(cwd)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as stop:
+                code = 0 if stop.code is None else stop.code
+                if not isinstance(code, int):
+                    print(code, file=sys.stderr)
+                    code = 1
+            except BaseException:
+                traceback.print_exc()
                 code = 1
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-    results.append([code, out.getvalue(), err.getvalue(), sorted(os.listdir(cwd))])
-with open(sys.argv[3], "w") as file:
+        results.append([code, out.getvalue(), err.getvalue(), sorted(os.listdir(cwd))])
+with open(sys.argv[2], "w") as file:
     json.dump(results, file)
 """
 
 
 def run_commands(
-    package: str, root: Path, commands: list[tuple[list[str], Path]], workdir: Path
+    roots: Path | list[Path],
+    commands: list[tuple[str, list[str], Path]],
+    workdir: Path,
+    mock_tfds: bool = False,
 ) -> list[subprocess.CompletedProcess]:
-    """Run each (argv, working directory) of `commands` with the package at `root`, in
-    one process: a refusal that reaches TensorFlow costs its 4-8 s import once, not once
-    a command. Each result's `args` holds the names in its working directory after it.
-    """
+    """Run each (package, argv, working directory) of `commands`, the packages found
+    under `roots`, in one process: a command that reaches TensorFlow costs its 4-8 s
+    import once, not once a command. Each result's `args` holds the names in its working
+    directory after it."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "commands.json").write_text(
-        json.dumps([[argv, str(cwd)] for argv, cwd in commands])
+        json.dumps(
+            [[[package, argv, str(cwd)] for package, argv, cwd in commands], mock_tfds]
+        )
     )
     process = run_python(
         "-c",
         COMMANDS,
-        package,
         str(workdir / "commands.json"),
         str(workdir / "results.json"),
         cwd=workdir,
-        package_root=root,
+        package_root=roots,
     )
     assert process.returncode == 0, process.stderr[-3000:]
     return [

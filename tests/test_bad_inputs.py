@@ -1470,8 +1470,21 @@ def _refusals(
     project: Path, parent: Path, commands: dict[str, tuple[list[str], Path]]
 ) -> dict[str, subprocess.CompletedProcess]:
     """Each entry's command line, all in one process (conftest.run_commands)."""
-    results = run_commands("proj", project, list(commands.values()), parent / "run")
+    lines = [("proj", argv, cwd) for argv, cwd in commands.values()]
+    results = run_commands(project, lines, parent / "run")
     return dict(zip(commands, results, strict=True))
+
+
+def _train_refusals(
+    project: Path, parent: Path, directories: dict[str, Path], *args: str
+) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    """entry -> (its directory, `train --output-dir DIRECTORY/out ARGS` run there)."""
+    commands = {
+        entry: (["train", "--output-dir", str(directory / "out"), *args], directory)
+        for entry, directory in directories.items()
+    }
+    results = _refusals(project, parent, commands)
+    return {entry: (directories[entry], results[entry]) for entry in directories}
 
 
 @pytest.fixture(scope="module")
@@ -1600,9 +1613,9 @@ def folder_project(tmp_path_factory) -> Path:
 def folder_refusals(folder_project, tmp_path_factory) -> dict[str, tuple]:
     """entry -> (its directory, `train --data-dir data` run there)."""
     parent = tmp_path_factory.mktemp("folder-entries")
-    commands = {}
+    directories = {}
     for entry, (files, _) in FOLDER.items():
-        directory = parent / entry
+        directory = directories[entry] = parent / entry
         directory.mkdir()
         for name, content in files.items():
             path = directory / name
@@ -1611,10 +1624,7 @@ def folder_refusals(folder_project, tmp_path_factory) -> dict[str, tuple]:
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(content)
-        argv = ["train", "--output-dir", str(directory / "out"), "--data-dir", "data"]
-        commands[entry] = (argv, directory)
-    results = _refusals(folder_project, parent, commands)
-    return {entry: (commands[entry][1], results[entry]) for entry in FOLDER}
+    return _train_refusals(folder_project, parent, directories, "--data-dir", "data")
 
 
 @pytest.mark.slow  # each runs the generated project's command line
@@ -1637,9 +1647,9 @@ def npz_project(tmp_path_factory) -> Path:
 def npz_refusals(npz_project, tmp_path_factory) -> dict[str, tuple]:
     """entry -> (its directory, `train` run there on its data/data.npz)."""
     parent = tmp_path_factory.mktemp("npz-entries")
-    commands = {}
+    directories = {}
     for entry, (arrays, _) in NPZ.items():
-        directory = parent / entry
+        directory = directories[entry] = parent / entry
         (directory / "data").mkdir(parents=True)
         path = directory / "data" / "data.npz"
         if isinstance(arrays, bytes):
@@ -1649,9 +1659,7 @@ def npz_refusals(npz_project, tmp_path_factory) -> dict[str, tuple]:
             path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
         else:
             np.savez(path, **arrays)
-        commands[entry] = (["train", "--output-dir", str(directory / "out")], directory)
-    results = _refusals(npz_project, parent, commands)
-    return {entry: (commands[entry][1], results[entry]) for entry in NPZ}
+    return _train_refusals(npz_project, parent, directories)
 
 
 @pytest.mark.slow  # each runs the generated project's command line
@@ -1680,15 +1688,13 @@ def task_data_refusals(tmp_path_factory) -> dict[str, tuple]:
                 path.write_text(content)
             else:
                 path.write_bytes(content)
-        command = (["train", "--output-dir", str(directory / "out")], directory)
-        groups.setdefault(json.dumps(options, sort_keys=True), {})[entry] = command
+        groups.setdefault(json.dumps(options, sort_keys=True), {})[entry] = directory
     outcomes = {}
-    for index, (options, commands) in enumerate(groups.items()):
+    for index, (options, directories) in enumerate(groups.items()):
         group = parent / f"project-{index}"
         group.mkdir()
         project = generate(group, "proj", **json.loads(options))
-        results = _refusals(project, group, commands)
-        outcomes |= {entry: (commands[entry][1], results[entry]) for entry in commands}
+        outcomes |= _train_refusals(project, group, directories)
     return outcomes
 
 

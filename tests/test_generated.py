@@ -15,7 +15,7 @@ import learning
 import numpy as np
 import pytest
 
-from conftest import generate, run_python, train
+from conftest import generate, run_commands, run_python, train
 from generator import registry
 
 pytestmark = pytest.mark.slow
@@ -225,32 +225,6 @@ def test_early_stopping_ends_training_and_keeps_the_best_weights(
     assert metrics["val_loss"] == pytest.approx(best, rel=1e-3)  # best weights restored
 
 
-# Trains each case's project through its CLI, all in one process (TensorFlow's import
-# once, not 20 times), under tfds mock data when the source is tfds. argv: a JSON list of
-# [package, source, working directory, train arguments]; a file that receives a line per
-# case: [package, exit code or the exception that escaped].
-TRAIN_DRIVER = """
-import contextlib, importlib, json, os, sys, traceback
-import tensorflow_datasets as tfds
-
-for package, data, cwd, argv in json.loads(sys.argv[1]):
-    os.chdir(cwd)
-    main = importlib.import_module(package + ".__main__").main
-    mock = (
-        tfds.testing.mock_data(num_examples=128, policy=tfds.testing.MockPolicy.USE_CODE)
-        if data == "tfds"
-        else contextlib.nullcontext()
-    )
-    try:
-        with mock:
-            outcome = main(argv)
-    except BaseException:
-        outcome = traceback.format_exc()[-2000:]
-    with open(sys.argv[2], "a") as file:
-        print(json.dumps([package, outcome]), file=file)
-"""
-
-
 def _write_source_data(data: str, root: Path, task: str, outputs: int) -> None:
     """Small learnable data for the npz and folder sources, under root/data: one pattern
     per class; or, for multilabel and regression, patterns weighted by the labels/targets.
@@ -334,13 +308,12 @@ OUTPUTS = {"multiclass": 10, "binary": 2, "multilabel": 4, "regression": 2}
 def test_every_task_loop_and_source_trains_and_the_loss_decreases(tmp_path):
     """Each case's project trains 4 short epochs and its last loss is below its first;
     the failures are listed by case."""
-    cases = []
+    runs = []  # (project, the directory it trains in)
     for index, (loop, task, data) in enumerate(SOURCES):
         outputs = None if data in ("sample", "tfds") else OUTPUTS[task]  # the data's
-        name = f"proj_{index}"
         project = generate(
             tmp_path,
-            name,
+            f"proj_{index}",
             task=task,
             loop=loop,
             data=data,
@@ -350,41 +323,36 @@ def test_every_task_loop_and_source_trains_and_the_loss_decreases(tmp_path):
         case = tmp_path / f"case_{index}"
         case.mkdir()
         _write_source_data(data, case, task, OUTPUTS[task])
-        argv = [
-            "train",
-            "--epochs",
-            "4",
-            "--steps-per-epoch",
-            "5",
-            "--batch-size",
-            "16",
-            "--output-dir",
-            str(case / "run"),
-        ]
-        cases.append((name, project, data, case, argv))
-    result = run_python(
-        "-c",
-        TRAIN_DRIVER,
-        json.dumps(
-            [[name, data, str(case), argv] for name, _, data, case, argv in cases]
-        ),
-        str(tmp_path / "outcomes"),
-        cwd=tmp_path,
-        package_root=[project for _, project, *_ in cases],
+        runs.append((project, case))
+    train_briefly = [
+        "train",
+        "--epochs",
+        "4",
+        "--steps-per-epoch",
+        "5",
+        "--batch-size",
+        "16",
+        "--output-dir",
+    ]
+    # One process for the 20 trainings (TensorFlow's import once), under tfds's mock data.
+    results = run_commands(
+        [project for project, _ in runs],
+        [
+            (project.name, [*train_briefly, str(case / "run")], case)
+            for project, case in runs
+        ],
+        tmp_path / "run",
+        mock_tfds=True,
     )
-    written = tmp_path / "outcomes"
-    lines = written.read_text().splitlines() if written.exists() else []
-    outcomes = dict(json.loads(line) for line in lines)
     failures = {}
-    for (name, _, _, case, _), combination in zip(cases, SOURCES, strict=True):
-        if outcomes.get(name) != 0:
-            failures[combination] = outcomes.get(name, result.stderr[-2000:])
+    for (_, case), combination, result in zip(runs, SOURCES, results, strict=True):
+        if result.returncode != 0:
+            failures[combination] = result.stderr[-2000:]
             continue
         with (case / "run" / "history.csv").open() as file:
             losses = [float(row["loss"]) for row in csv.DictReader(file)]
         if len(losses) != 4 or losses[-1] >= losses[0]:
             failures[combination] = losses
-    assert result.returncode == 0, result.stderr[-3000:]
     assert not failures, failures
 
 

@@ -227,23 +227,25 @@ def test_a_damaged_run_file_gives_a_clear_outcome(finished_run, tmp_path):
     and exit code 2; never a traceback, never a silent restart. One test, one process
     for the 27 commands (conftest.run_commands): it reports every case that failed."""
     project, finished = finished_run
-    commands = {}
-    for name, command in RUN_FILES.items():
+    next_command = {
+        "train": ["train", "--epochs", "3", "--steps-per-epoch", "3"],
+        "evaluate": ["evaluate"],
+        "predict": ["predict", str(finished.parent / "digit.png")],
+    }
+    runs = {}
+    for name in RUN_FILES:
         for damage, change in DAMAGE.items():
-            out = tmp_path / f"{name.replace('/', '-')}-{damage}"
+            out = runs[name, damage] = tmp_path / f"{name.replace('/', '-')}-{damage}"
             shutil.copytree(finished, out)
             target = out / name
             target.write_bytes(change(target.read_bytes()))
-            args = {
-                "train": ["train", "--epochs", "3", "--steps-per-epoch", "3"],
-                "evaluate": ["evaluate"],
-                "predict": ["predict", str(finished.parent / "digit.png")],
-            }[command]
-            commands[name, damage] = ([*args, "--output-dir", str(out)], project)
-    results = run_commands("proj", project, list(commands.values()), tmp_path / "run")
+    commands = [
+        ("proj", [*next_command[RUN_FILES[name]], "--output-dir", str(out)], project)
+        for (name, _), out in runs.items()
+    ]
+    results = run_commands(project, commands, tmp_path / "run")
     failures = {}
-    for (name, damage), result in zip(commands, results, strict=True):
-        out = tmp_path / f"{name.replace('/', '-')}-{damage}"
+    for ((name, damage), out), result in zip(runs.items(), results, strict=True):
         errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
         if "Traceback" in result.stderr:
             failures[name, damage] = result.stderr[-1500:]
