@@ -212,9 +212,11 @@ def recorded_answers(project: Path) -> dict[str, object]:
     """The answers in a project's .copier-answers.yml; SpecError if it is not a project
     or the file is not what copier wrote (edited into invalid YAML, or emptied)."""
     answers_file = project / ANSWERS_FILE
+    restore = f"restore it with `git checkout -- {ANSWERS_FILE}`"
+    if answers_file.exists() and not answers_file.is_file():  # reading a pipe blocks
+        raise SpecError(f"{str(answers_file)!r} is not a regular file; {restore}")
     if not answers_file.is_file():
         raise SpecError(f"{str(project)!r} is not a kgen project: no {ANSWERS_FILE}")
-    restore = f"restore it with `git checkout -- {ANSWERS_FILE}`"
     try:
         answers = yaml.safe_load(answers_file.read_text())
     except UnicodeDecodeError:

@@ -103,6 +103,7 @@ def run_commands(
     commands: list[tuple[str, list[str], Path]],
     workdir: Path,
     mock_tfds: bool = False,
+    timeout: float = 900,
 ) -> list[subprocess.CompletedProcess]:
     """Run each (package, argv, working directory) of `commands`, the packages found
     under `roots`, in one process: a command that reaches TensorFlow costs its 4-8 s
@@ -121,6 +122,7 @@ def run_commands(
         str(workdir / "results.json"),
         cwd=workdir,
         package_root=roots,
+        timeout=timeout,
     )
     assert process.returncode == 0, process.stderr[-3000:]
     return [

@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -64,6 +65,22 @@ def check_destination(
         )
 
 
+def unreadable(path: Path) -> str | None:
+    """Why `path`, a file the user named, cannot be read as one, or None. Checked before
+    it is opened: reading a pipe, a socket or a device would block or never end."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as error:
+        return f"cannot be read: {error.strerror}"
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a pipe, socket or device)"
+    return None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -76,10 +93,13 @@ def write_json(path: Path, payload: Any) -> None:
 
 def read_json(path: Path) -> Any:
     """The JSON value in `path`; ConfigError naming the file if it is missing or broken."""
+    problem = unreadable(path)
+    if problem == "does not exist":
+        raise ConfigError(f"{str(path)!r} does not exist; run train first")
+    if problem:
+        raise ConfigError(f"{str(path)!r} {problem}")
     try:
         return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{str(path)!r} does not exist; run train first") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ConfigError(f"cannot read {str(path)!r}: {error}") from None
 
@@ -172,6 +192,8 @@ def run_lock(workdir: Path) -> Iterator[None]:
 def load_trained_model(workdir: Path) -> keras.Model:
     """The trained model in workdir/model.keras, uncompiled."""
     path = workdir / MODEL_FILE
+    if path.exists() and unreadable(path):
+        raise ConfigError(f"{str(path)!r} {unreadable(path)}; run train again")
     if not path.is_file():
         if holds_checkpoint(workdir):
             raise ConfigError(

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from .artifacts import unreadable
 from .config import DataConfig
 from .errors import ConfigError, DataError
 from .task import check_label_spec
@@ -120,6 +121,14 @@ def _serialize(image: np.ndarray, label: np.ndarray) -> bytes:
 def read_manifest(directory: Path) -> dict[str, Any]:
     """The manifest of prepared data, checked against its shards (names and sizes)."""
     path = directory / MANIFEST
+    problem = unreadable(path)
+    if problem == "does not exist":
+        raise DataError(
+            f"{str(directory)!r} holds no prepared data ({MANIFEST} is missing); "
+            "the prepare command writes it (or prepared.write_prepared)"
+        )
+    if problem:
+        raise DataError(f"{str(path)!r} {problem}; prepare the data again")
     try:
         manifest = json.loads(path.read_text())
         shards = [
@@ -129,11 +138,6 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         ]
         if manifest["format"] != FORMAT:
             raise ValueError(f"format {manifest['format']}, expected {FORMAT}")
-    except FileNotFoundError:
-        raise DataError(
-            f"{str(directory)!r} holds no prepared data ({MANIFEST} is missing); "
-            "the prepare command writes it (or prepared.write_prepared)"
-        ) from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(
             f"cannot read {str(path)!r} ({error}); prepare the data again"
