@@ -1659,6 +1659,21 @@ PIPES = {
         {},
         rf"'.*manifest.json' {PIPE_IS_NOT_A_FILE}; prepare the data again$",
     ),
+    # A run's lock and lr-find's result are read to recognise a directory as their own.
+    "run-lock": (
+        "proj",
+        ["train", "--output-dir", "{tmp}/run"],
+        "run/.lock",
+        {},
+        r"output directory '.*run' holds files train did not write",
+    ),
+    "sweep-result": (
+        "proj",
+        ["lr-find", "--output-dir", "{tmp}/sweep"],
+        "sweep/lr_find.json",
+        {},
+        r"output directory '.*sweep' holds files lr-find did not write",
+    ),
     "run-model": (
         "proj",
         ["evaluate", "--output-dir", "{tmp}/run"],

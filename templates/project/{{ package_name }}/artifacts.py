@@ -134,6 +134,8 @@ def is_run(workdir: Path) -> bool:
     or its lock is run_lock's (empty, or naming the process that held it)."""
     if holds_checkpoint(workdir):
         return True
+    if unreadable(workdir / LOCK_FILE):  # none, or a pipe that would block the read
+        return False
     try:
         lock = (workdir / LOCK_FILE).read_text()
     except (OSError, UnicodeDecodeError):
@@ -156,6 +158,8 @@ def is_sweep(workdir: Path) -> bool:
     if SWEEP_RESULT not in names:
         return names == leftovers  # a first sweep killed before it wrote its result
     if not names - leftovers <= {SWEEP_RESULT, SWEEP_FIGURE}:
+        return False
+    if unreadable(workdir / SWEEP_RESULT):
         return False
     try:
         result = json.loads((workdir / SWEEP_RESULT).read_text())

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .artifacts import write_json
+from .artifacts import unreadable, write_json
 from .data import Datasets, batches
 
 TRACE = "trace.json"
@@ -125,6 +125,8 @@ def probe_batch(datasets: Datasets) -> tuple[tf.Tensor, tf.Tensor]:
 def read_trace(path: Path) -> dict[str, list]:
     """trace.json's losses and probes; empty lists if it is missing or damaged (the
     trace informs the health report, it never stops a run)."""
+    if unreadable(path):  # missing, or a pipe that would block the read
+        return {"losses": [], "probes": []}
     try:
         trace = json.loads(path.read_text())
         rows = {key: list(trace[key]) for key in ("losses", "probes")}
