@@ -1674,6 +1674,13 @@ PIPES = {
         {},
         r"output directory '.*sweep' holds files lr-find did not write",
     ),
+    "study-journal": (
+        "proj_tune",
+        ["tune", "--output-dir", "{tmp}/study"],
+        "study/study.log",
+        {"study/.lock": b"process 7\n"},  # a study's directory, as run_lock leaves it
+        rf"'.*study.log' {PIPE_IS_NOT_A_FILE}$",
+    ),
     "run-model": (
         "proj",
         ["evaluate", "--output-dir", "{tmp}/run"],
@@ -1725,6 +1732,7 @@ def test_P126_a_file_the_user_names_is_a_pipe(project, tmp_path):
         "proj_npz": dict(data="npz"),
         "proj_csv": dict(data="folder", task="regression"),
         "proj_folder": dict(data="folder", num_classes=2),
+        "proj_tune": dict(tune=True),
     }
     roots = {"proj": project} | {
         name: generate(tmp_path, name, **options) for name, options in projects.items()
