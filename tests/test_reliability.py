@@ -177,6 +177,7 @@ DAMAGE = {
     "garbage": lambda data: b"\x00garbage\xff" * 3,
     "truncated": lambda data: data[: len(data) // 2],
     "empty": lambda data: b"",
+    "pipe": None,  # a named pipe in its place: reading it would block
 }
 RUN_FILES = {  # file -> the command that reads it next
     "checkpoints/checkpoint": "train",
@@ -225,7 +226,7 @@ def test_a_damaged_run_file_gives_a_clear_outcome(finished_run, tmp_path):
     """Each file a run writes, damaged each way, then the command that reads it next:
     it either succeeds (resuming from an older checkpoint counts) or fails with one line
     and exit code 2; never a traceback, never a silent restart. One test, one process
-    for the 27 commands (conftest.run_commands): it reports every case that failed."""
+    for the 36 commands (conftest.run_commands): it reports every case that failed."""
     project, finished = finished_run
     next_command = {
         "train": ["train", "--epochs", "3", "--steps-per-epoch", "3"],
@@ -238,12 +239,16 @@ def test_a_damaged_run_file_gives_a_clear_outcome(finished_run, tmp_path):
             out = runs[name, damage] = tmp_path / f"{name.replace('/', '-')}-{damage}"
             shutil.copytree(finished, out)
             target = out / name
-            target.write_bytes(change(target.read_bytes()))
+            if change is None:
+                target.unlink()
+                os.mkfifo(target)
+            else:
+                target.write_bytes(change(target.read_bytes()))
     commands = [
         ("proj", [*next_command[RUN_FILES[name]], "--output-dir", str(out)], project)
         for (name, _), out in runs.items()
     ]
-    results = run_commands(project, commands, tmp_path / "run")
+    results = run_commands(project, commands, tmp_path / "run", timeout=600)
     failures = {}
     for ((name, damage), out), result in zip(runs.items(), results, strict=True):
         errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
