@@ -1681,6 +1681,14 @@ PIPES = {
         {"study/.lock": b"process 7\n"},  # a study's directory, as run_lock leaves it
         rf"'.*study.log' {PIPE_IS_NOT_A_FILE}$",
     ),
+    "weights-file": (
+        "proj_weights",
+        ["lr-find", "--output-dir", "{tmp}/sweep", "model.weights={tmp}/w.weights.h5"],
+        "w.weights.h5",
+        {},
+        rf"model.weights = '.*w.weights.h5' is neither 'imagenet' nor a weights file: "
+        rf"it {PIPE_IS_NOT_A_FILE}$",
+    ),
     "run-model": (
         "proj",
         ["evaluate", "--output-dir", "{tmp}/run"],
@@ -1733,6 +1741,9 @@ def test_P126_a_file_the_user_names_is_a_pipe(project, tmp_path):
         "proj_csv": dict(data="folder", task="regression"),
         "proj_folder": dict(data="folder", num_classes=2),
         "proj_tune": dict(tune=True),
+        "proj_weights": dict(
+            arch="mobilenet_v3_small", weights="imagenet", image_size=32
+        ),
     }
     roots = {"proj": project} | {
         name: generate(tmp_path, name, **options) for name, options in projects.items()
