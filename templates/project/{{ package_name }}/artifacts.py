@@ -65,13 +65,16 @@ def check_destination(
         )
 
 
+MISSING = "does not exist"  # unreadable's reason for a path that is not there
+
+
 def unreadable(path: Path) -> str | None:
     """Why `path`, a file the user named, cannot be read as one, or None. Checked before
     it is opened: reading a pipe, a socket or a device would block or never end."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        return "does not exist"
+        return MISSING
     except OSError as error:
         return f"cannot be read: {error.strerror}"
     if stat.S_ISDIR(mode):
@@ -94,8 +97,8 @@ def write_json(path: Path, payload: Any) -> None:
 def read_json(path: Path) -> Any:
     """The JSON value in `path`; ConfigError naming the file if it is missing or broken."""
     problem = unreadable(path)
-    if problem == "does not exist":
-        raise ConfigError(f"{str(path)!r} does not exist; run train first")
+    if problem == MISSING:
+        raise ConfigError(f"{str(path)!r} {MISSING}; run train first")
     if problem:
         raise ConfigError(f"{str(path)!r} {problem}")
     try:
@@ -196,8 +199,9 @@ def run_lock(workdir: Path) -> Iterator[None]:
 def load_trained_model(workdir: Path) -> keras.Model:
     """The trained model in workdir/model.keras, uncompiled."""
     path = workdir / MODEL_FILE
-    if path.exists() and unreadable(path):
-        raise ConfigError(f"{str(path)!r} {unreadable(path)}; run train again")
+    problem = unreadable(path) if path.exists() else None
+    if problem:
+        raise ConfigError(f"{str(path)!r} {problem}; run train again")
     if not path.is_file():
         if holds_checkpoint(workdir):
             raise ConfigError(

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from .artifacts import unreadable
+from .artifacts import MISSING, unreadable
 from .config import DataConfig
 from .errors import ConfigError, DataError
 from .task import check_label_spec
@@ -122,7 +122,7 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     """The manifest of prepared data, checked against its shards (names and sizes)."""
     path = directory / MANIFEST
     problem = unreadable(path)
-    if problem == "does not exist":
+    if problem == MISSING:
         raise DataError(
             f"{str(directory)!r} holds no prepared data ({MANIFEST} is missing); "
             "the prepare command writes it (or prepared.write_prepared)"
