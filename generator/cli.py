@@ -539,6 +539,13 @@ def _stopped(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    stops = (signal.SIGTERM, signal.SIGINT)
+    for signum in stops:
         signal.signal(signum, _stopped)
-    app()
+    try:
+        app()
+    finally:
+        # The command's work is done or undone. Python gives the signals back to their
+        # default action while it shuts down, so a signal from here on would kill the
+        # process with an exit status saying the work was stopped: hold it back.
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
