@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -65,6 +67,7 @@ def create_project(
     """
     answers = spec.answers()
     destination = Path(os.path.abspath(destination))
+    _remove_dead_staging(destination)
     check_destination(destination)
     existing = destination.is_dir()
     staging = _make_staging(
@@ -100,11 +103,53 @@ def create_project(
         _STAGING.discard(staging)
 
 
+# Staging directories are named `.NAME.kgen-HOST-PID.RANDOM`: the machine and the process
+# that made them, so that a later kgen can tell whether that process is gone.
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _staging_prefix(destination: Path) -> str:
+    return f".{destination.name}.kgen-{_HOST}-"
+
+
+def _remove_dead_staging(destination: Path) -> None:
+    """Remove the staging directories for `destination` that a kgen killed outright
+    (SIGKILL) left: beside it, or inside it when it is an existing directory. Only
+    those of a kgen process of this machine that is gone."""
+    pattern = re.compile(re.escape(_staging_prefix(destination)) + r"(\d+)\.\w+")
+    for parent in (destination.parent, destination):
+        if parent.is_symlink() or not parent.is_dir():
+            continue
+        try:
+            entries = list(os.scandir(parent))
+        except OSError:  # unreadable: check_destination says why, if it matters
+            continue
+        for entry in entries:
+            found = pattern.fullmatch(entry.name)
+            if (
+                found
+                and entry.is_dir(follow_symlinks=False)
+                and not _running(int(found[1]))
+            ):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _make_staging(parent: Path, destination: Path) -> Path:
     """A hidden directory in `parent` for the render, registered for abandon()."""
+    prefix = f"{_staging_prefix(destination)}{os.getpid()}."
     try:
         with _signals_held():  # registered as soon as it exists
-            staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=parent))
+            staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
             _STAGING.add(staging)
     except OSError as error:
         raise KgenError(

@@ -46,6 +46,9 @@ def store_dir() -> Path:
     return Path(os.path.abspath(Path(home).expanduser())) / "template"
 
 
+NO_GIT = "git is not installed; kgen's template store needs it"
+
+
 def git(
     repo: Path,
     *args: str,
@@ -69,9 +72,7 @@ def git(
             env={**os.environ, **(env or {})},
         )
     except FileNotFoundError:
-        raise KgenError(
-            "git is not installed; kgen's template store needs it"
-        ) from None
+        raise KgenError(NO_GIT) from None
     except subprocess.CalledProcessError as error:
         raise KgenError(
             f"git {args[0]} failed in kgen's template store {str(store or repo)!r}: "
@@ -90,6 +91,8 @@ def git_reason(stderr: str) -> str:
 @contextmanager
 def locked(store: Path) -> Iterator[None]:
     """Serialise store writes between concurrent kgen processes."""
+    if shutil.which("git") is None:  # before the lock file: a refusal leaves nothing
+        raise KgenError(NO_GIT)
     home = store.parent
     try:
         home.mkdir(parents=True, exist_ok=True)

@@ -691,6 +691,54 @@ def test_G139_update_with_an_answers_file_that_is_a_pipe(tmp_path):
     assert stat.S_ISFIFO(answers.lstat().st_mode)
 
 
+def test_G140_git_missing(tmp_path, monkeypatch):
+    """Refused before anything is written: no staging, no KGEN_HOME, no store lock."""
+    monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # a PATH without git
+    result = kgen("new", str(tmp_path / "proj"), "--defaults")
+    assert_refused(
+        result, r"^kgen: error: git is not installed; kgen's template store needs it$"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_G141_staging_left_by_a_killed_kgen_new(tmp_path):
+    """A kgen new killed outright (SIGKILL) leaves its staging directory; the next kgen
+    new of that destination removes it, beside a new directory or inside an existing
+    one (which it would otherwise find not empty), and nothing else: not a running
+    kgen's staging, another machine's, nor the user's own."""
+    from generator import render
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        prefix = render._staging_prefix(tmp_path / "proj")
+        left = tmp_path / f"{prefix}{dead.pid}.a1b2_c3"
+        kept = [
+            tmp_path / f"{prefix}{live.pid}.d4e5f6",
+            tmp_path / f".proj.kgen-0000ffff-{dead.pid}.g7h8i9",
+            tmp_path / ".proj.mine",
+        ]
+        (tmp_path / "here").mkdir()  # `kgen new .` stages inside the directory
+        inside = (
+            tmp_path
+            / "here"
+            / f"{render._staging_prefix(tmp_path / 'here')}{dead.pid}.j0"
+        )
+        for path in [left, *kept, inside]:
+            (path / "pkg").mkdir(parents=True)
+        for destination in ("proj", "here"):
+            result = kgen("new", str(tmp_path / destination), "--defaults")
+            assert result.exit_code == 0, result.output
+            assert (tmp_path / destination / ".copier-answers.yml").is_file()
+        assert not left.exists() and not inside.exists()
+        assert all((path / "pkg").is_dir() for path in kept)
+    finally:
+        live.kill()
+        live.wait()
+
+
 def test_G115_template_store_is_a_file(tmp_path, monkeypatch):
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "template").write_text("mine")

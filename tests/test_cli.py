@@ -424,7 +424,7 @@ def test_a_full_disk_under_kgen_home_leaves_no_half_made_store(
 def test_kgen_new_killed_at_random_points(tmp_path):
     """SIGTERM or SIGKILL at 8 random points, into a new or an existing empty directory:
     after SIGTERM there is a whole project or none (the existing directory empty again)
-    and no staging; after either, the next kgen new on the store completes."""
+    and no staging; after either, the next kgen new completes and no staging is left."""
     rng = random.Random(13)
     env = {**os.environ, "KGEN_HOME": str(tmp_path / "home")}
     command = [sys.executable, "-m", "generator", "new"]
@@ -452,11 +452,17 @@ def test_kgen_new_killed_at_random_points(tmp_path):
         with open(tmp_path / "home" / "template.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it
             fcntl.flock(lock, fcntl.LOCK_UN)
-        after = tmp_path / f"after{number}"
+        # The next kgen new completes: the same command again if the project was not
+        # made (removing a killed process's staging, even inside an existing
+        # directory), else a new one.
+        complete = (target / ".copier-answers.yml").is_file()
+        after = tmp_path / f"after{number}" if complete else target
         subprocess.run(
             [*command, str(after), "--defaults"], env=env, timeout=120, check=True
         )
         assert (after / ".copier-answers.yml").is_file()
+        assert not list(tmp_path.glob(f".victim{number}.*"))
+        assert not list(target.glob(f".victim{number}.*"))
 
 
 def test_the_store_keeps_its_versions_packed(tmp_path, monkeypatch):
