@@ -350,6 +350,39 @@ def test_train_killed_at_a_random_point_resumes_and_leaves_no_scratch_files(
     assert leftovers + [p.name for p in out.rglob("*_temp")] == []
 
 
+def test_scratch_of_a_killed_writer_is_removed_by_the_next(project_factory, tmp_path):
+    """A command killed outright (SIGKILL, a power cut) leaves its scratch: prepare's
+    shards directory, an atomic write's temporary file. The next command that writes
+    the same path removes the scratch of processes that are gone, and only that: a
+    running process's scratch and the user's look-alike files are kept."""
+    project = project_factory("proj")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = os.getpid()  # this test's own process: running
+    run = project / "run"
+    epoch = ["--steps-per-epoch", "2", "--batch-size", "16", "--output-dir", str(run)]
+    left = [project / f".shards.{dead.pid}.tmp"]
+    kept = [project / f".shards.{live}.tmp", project / ".shards.notes.tmp"]
+    for path in [*left, *kept]:
+        (path / "part").mkdir(parents=True)
+    first = [("proj", ["prepare", "--output", "shards"], project)]
+    first.append(("proj", ["train", "--epochs", "1", *epoch], project))
+    for result in run_commands(project, first, tmp_path / "first"):
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert (project / "shards" / "manifest.json").is_file()
+    # A train killed while it wrote metrics.json; the next train writes it again.
+    left += [run / f".metrics.json.{dead.pid}.x1y_2z.tmp"]
+    kept += [run / f".metrics.json.{live}.a3b4.tmp", run / ".metrics.json.mine"]
+    for path in left[1:] + kept[2:]:
+        path.write_text("{")
+    again = run_commands(
+        project, [("proj", ["train", "--epochs", "2", *epoch], project)], tmp_path / "2"
+    )
+    assert again[0].returncode == 0, again[0].stderr[-3000:]
+    assert [path for path in left if path.exists()] == []
+    assert [path for path in kept if not path.exists()] == []
+
+
 def test_a_full_disk_is_one_line_and_leaves_no_temporary_model(
     project_factory, tmp_path
 ):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -29,10 +31,12 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_bytes(path: Path, contents: bytes) -> None:
-    """Write via a temporary file and a rename: a crash never leaves a truncated file."""
+    """Write via a temporary file and a rename: a crash never leaves a truncated file,
+    and what a killed writer of `path` left is removed by the next."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_scratch(path)
     tmp = tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", delete=False
+        dir=path.parent, prefix=scratch_prefix(path), suffix=".tmp", delete=False
     )
     try:
         with tmp:
@@ -42,6 +46,41 @@ def write_bytes(path: Path, contents: bytes) -> None:
     except BaseException:  # a full disk, say: no temporary file is left behind
         os.unlink(tmp.name)
         raise
+
+
+def scratch_prefix(path: Path) -> str:
+    """The start of the name of a scratch file or directory for writing `path`, beside
+    it: it names this process, so that a later command knows whether it is gone."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def remove_dead_scratch(path: Path) -> None:
+    """Remove the scratch files and directories for `path` (scratch_prefix) whose
+    process is gone: a command killed outright (SIGKILL, a power cut) leaves them."""
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(\d+)\.(\w+\.)?tmp")
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        found = pattern.fullmatch(entry.name)
+        if found is None or _running(int(found[1])):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def check_destination(

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from .artifacts import MISSING, unreadable
+from .artifacts import MISSING, remove_dead_scratch, scratch_prefix, unreadable
 from .config import DataConfig
 from .errors import ConfigError, DataError
 from .task import check_label_spec
@@ -46,7 +45,8 @@ def write_prepared(
             f"--output {str(output)!r} exists and is not an empty directory; "
             "give a new directory"
         )
-    scratch = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    remove_dead_scratch(output)
+    scratch = output.with_name(f"{scratch_prefix(output)}tmp")
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:
