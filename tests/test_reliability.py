@@ -4,6 +4,7 @@ the weights of an uninterrupted run; deterministic runs repeat exactly; NaN stop
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -405,6 +406,107 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_model(
     assert len(errors) == 1 and "No space left on device" in errors[0]
     assert "Traceback" not in result.stderr
     assert not list(out.glob(".*.tmp.keras")) and not (out / "model.keras").exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Path:
+    """A real 8 MB file system (tmpfs) to fill: every writer, TensorFlow's C++ ones
+    included, then meets ENOSPC. Mounting needs root, which CI has."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", disk], check=True)
+    yield disk
+    subprocess.run(["umount", "-l", disk], check=True)
+
+
+def fill(disk: Path, free: int) -> None:
+    """Fill `disk` but for about `free` bytes (a file `filler`)."""
+    filler = disk / "filler"
+    filler.unlink(missing_ok=True)
+    with filler.open("wb") as file:
+        try:
+            while True:
+                file.write(b"\0" * 65536)
+                file.flush()
+        except OSError as error:
+            assert error.errno == errno.ENOSPC, error
+    os.truncate(filler, max(0, filler.stat().st_size - free))
+
+
+def listing(root: Path) -> dict[str, tuple[int, int] | None]:
+    """Every path under root but the filler: a file's size and time of change (a
+    directory's changes when an entry is made and removed again: not compared)."""
+    return {
+        str(path.relative_to(root)): (
+            None if path.is_dir() else (path.lstat().st_size, path.lstat().st_mtime_ns)
+        )
+        for path in root.rglob("*")
+        if path.name != "filler"
+    }
+
+
+def test_every_writing_command_on_a_full_disk_is_one_line_and_leaves_nothing(
+    finished_run, tmp_path, small_disk
+):
+    """Each command that writes, on a full disk: exit 2, one line, no traceback, and
+    nothing of its own left or changed on that disk. Then export with room for its
+    first files but not the rest (the SavedModel): none of them is left."""
+    project, finished = finished_run
+    run = small_disk / "run"
+    shutil.copytree(finished, run, symlinks=True)
+    digit = str(finished.parent / "digit.png")
+    epoch = ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16"]
+    commands = {
+        "train": ["train", *epoch, "--output-dir", str(small_disk / "new")],
+        "evaluate": ["evaluate", "--output-dir", str(run)],
+        "predict": ["predict", digit, "--output-dir", str(run)],
+        "predict --output": [
+            "predict",
+            digit,
+            "--output",
+            str(small_disk / "p.csv"),
+            "--output-dir",
+            str(run),
+        ],
+        "export": ["export", "--output-dir", str(run)],
+        "doctor": ["doctor", str(run)],
+        "lr-find": ["lr-find", "--steps", "10", "--output-dir", str(small_disk / "lr")],
+        "lr-find --apply": [
+            "lr-find",
+            "--steps",
+            "10",
+            "--output-dir",
+            str(tmp_path / "lr"),
+            "--apply",
+            str(small_disk / "lr.json"),
+        ],
+        "prepare": ["prepare", "--output", str(small_disk / "shards")],
+    }
+    fill(small_disk, 0)
+    before = listing(small_disk)
+    results = run_commands(
+        project,
+        [("proj", argv, project) for argv in commands.values()],
+        tmp_path / "full",
+        timeout=600,
+    )
+    unclear = {}
+    for name, result in zip(commands, results, strict=True):
+        errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
+        if result.returncode != 2 or len(errors) != 1 or "Traceback" in result.stderr:
+            unclear[name] = (result.returncode, result.stderr[-1500:])
+    assert unclear == {}
+    assert listing(small_disk) == before
+    # Room for labels.txt and model.keras, not for the SavedModel.
+    fill(small_disk, (run / "model.keras").stat().st_size + 64 * 1024)
+    before = listing(small_disk)
+    (result,) = run_commands(
+        project, [("proj", commands["export"], project)], tmp_path / "partly"
+    )
+    assert_project_refused(result, r"No space left on device")
+    assert listing(small_disk) == before
 
 
 @pytest.mark.parametrize("channels", [1, 3])

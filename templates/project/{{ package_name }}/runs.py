@@ -51,10 +51,11 @@ def discard_if_empty(run: Path) -> None:
         for path in run.iterdir():
             path.unlink()
         run.rmdir()
-        # runs/ itself, if nothing else is in it; another train may have just made a
-        # run there, which keeps it (ENOTEMPTY).
-        with contextlib.suppress(OSError):
-            run.parent.rmdir()
+        if run.parent.resolve() == RUNS.resolve():
+            # runs/ itself, if nothing else is in it; another train may have just made
+            # a run there, which keeps it (ENOTEMPTY).
+            with contextlib.suppress(OSError):
+                run.parent.rmdir()
 
 
 def holds_checkpoint(run: Path) -> bool:
