@@ -10,6 +10,7 @@ import re
 import sys
 import types
 import typing
+import zipfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -475,7 +476,23 @@ def _checked_weights(spec: ProjectSpec) -> str:
     if not signature.startswith((HDF5_SIGNATURE, ZIP_SIGNATURE)):
         kind = "a zip archive" if path.suffix == ".keras" else "an HDF5 file"
         raise SpecError(f"--weights {weights!r} is not {kind}: is it a weights file?")
+    if path.suffix == ".keras" and not _holds_keras_weights(path):
+        raise SpecError(
+            f"--weights {weights!r} is not a Keras model archive (a zip holding "
+            f"{KERAS_WEIGHTS_ENTRY}): save it with model.save"
+        )
     return str(path.resolve())
+
+
+KERAS_WEIGHTS_ENTRY = "model.weights.h5"  # what load_weights reads from a .keras file
+
+
+def _holds_keras_weights(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return KERAS_WEIGHTS_ENTRY in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _check_channels(arch: registry.Architecture, channels: int) -> None:

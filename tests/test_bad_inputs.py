@@ -771,15 +771,10 @@ def test_G119_update_to_zero_epochs(shared_project):
 
 # Generator entries whose test lives with the tests of the same feature.
 GENERATOR_ELSEWHERE = {
-    "P127-every-writing-command-on-a-full-disk": (
-        "tests/test_reliability.py::"
-        "test_every_writing_command_on_a_full_disk_is_one_line_and_leaves_nothing"
-    ),
-    "P128-scratch-left-by-a-killed-command": (
-        "tests/test_reliability.py::"
-        "test_scratch_of_a_killed_writer_is_removed_by_the_next"
-    ),
     "G138-weights-file-not-hdf5": (
+        "tests/test_cli.py::test_a_weights_file_is_checked_before_anything_is_written"
+    ),
+    "G142-weights-keras-archive-without-weights": (
         "tests/test_cli.py::test_a_weights_file_is_checked_before_anything_is_written"
     ),
     "P101-prepared-data-of-another-image-size": (
@@ -1523,6 +1518,14 @@ OPTIONS = {
 
 # Entries whose test needs real training; they live with the other training tests.
 ELSEWHERE = {
+    "P127-every-writing-command-on-a-full-disk": (
+        "tests/test_reliability.py::"
+        "test_every_writing_command_on_a_full_disk_is_one_line_and_leaves_nothing"
+    ),
+    "P128-scratch-left-by-a-killed-command": (
+        "tests/test_reliability.py::"
+        "test_scratch_of_a_killed_writer_is_removed_by_the_next"
+    ),
     "P94-second-train-on-a-busy-output-directory": (
         "tests/test_reliability.py::"
         "test_a_second_train_on_a_busy_directory_is_refused_then_takes_over"

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -535,11 +536,19 @@ def _processes_working_in(root: Path, wait: float = 10.0) -> list[str]:
 
 def test_a_weights_file_is_checked_before_anything_is_written(tmp_path):
     """kgen reads a weights file's first bytes (it never imports TensorFlow): an HDF5
-    or zip signature, else one line and nothing made."""
+    or zip signature, and a .keras zip must hold the weights Keras reads from it; else
+    one line and nothing made (G138, G142)."""
     fake = tmp_path / "notes.weights.h5"
     fake.write_text("not weights")
-    options = ["--defaults", "--arch", "mobilenet", "--weights", str(fake)]
-    result = kgen("new", str(tmp_path / "proj"), *options)
-    assert result.exit_code == 2
-    assert "is not an HDF5 file: is it a weights file?" in result.output
-    assert not (tmp_path / "proj").exists()
+    archive = tmp_path / "notes.keras"  # a zip, but no Keras model's
+    with zipfile.ZipFile(archive, "w") as file:
+        file.writestr("notes.txt", "not weights")
+    for path, message in (
+        (fake, "is not an HDF5 file: is it a weights file?"),
+        (archive, "is not a Keras model archive (a zip holding model.weights.h5)"),
+    ):
+        options = ["--defaults", "--arch", "mobilenet", "--weights", str(path)]
+        result = kgen("new", str(tmp_path / "proj"), *options)
+        assert result.exit_code == 2
+        assert message in result.output
+        assert not (tmp_path / "proj").exists()

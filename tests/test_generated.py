@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import learning
@@ -456,13 +457,22 @@ def test_fine_tuning_from_a_weights_file_with_model_fit(project_factory, tmp_pat
             "-c", BACKBONE_CHECK, str(weights), model, expected, cwd=project
         )
         assert check.returncode == 0, check.stderr[-3000:]
-    # A damaged file, or another model's, is refused before the run writes anything.
+    # A damaged file, a .keras zip without weights, or another model's file is
+    # refused before the run writes anything.
     damaged = tmp_path / "damaged.weights.h5"
     damaged.write_bytes(weights.read_bytes()[:5000])
+    archive = tmp_path / "notes.keras"
+    with zipfile.ZipFile(archive, "w") as file:
+        file.writestr("notes.txt", "not weights")
     other = tmp_path / "other.weights.h5"
     code = BACKBONE_CHECK.replace("MobileNet(", "MobileNetV2(")
     assert run_python("-c", code, str(other), cwd=tmp_path).returncode == 0
-    for path, message in ((damaged, "cannot read"), (other, "does not fit")):
+    refused = [
+        (damaged, "cannot read"),
+        (archive, "cannot read"),
+        (other, "does not fit"),
+    ]
+    for path, message in refused:
         bad = tmp_path / "refused"
         setting = f"model.weights={path}"
         result = run_python(
