@@ -1534,6 +1534,10 @@ ELSEWHERE = {
         "tests/test_reliability.py::"
         "test_every_image_format_trains_at_either_channel_count"
     ),
+    "P129-cmyk-jpeg-in-a-one-channel-folder-project": (
+        "tests/test_reliability.py::"
+        "test_every_image_format_trains_at_either_channel_count"
+    ),
     "P18-resume-from-another-architecture": (
         "tests/test_reliability.py::test_resuming_from_another_architecture_is_refused"
     ),

@@ -514,16 +514,55 @@ def test_every_writing_command_on_a_full_disk_is_one_line_and_leaves_nothing(
     assert listing(small_disk) == before
 
 
+# In the project: for every file given, whether the image check (check-data's and
+# training's) accepts it, and whether each reader of training and serving decodes it:
+# the whole image, a random crop (data.crop_area), the SavedModel's `encoded` input.
+# Prints the disagreements as JSON.
+DECODERS_AGREE = """
+import json, sys
+import tensorflow as tf
+from proj import sources
+from proj.config import load_config
+from proj.images import decode, decode_random_crop
+from proj.serving import decoded_batch
+
+cfg = load_config().data
+paths = sys.argv[1:]
+refused = set(sources._undecodable(paths, cfg.channels))
+readers = {
+    "decode": lambda image: decode(image, cfg.channels),
+    "crop": lambda image: decode_random_crop(
+        image, cfg.channels, 0.5, tf.constant([1, 2], tf.int64)
+    ),
+    "encoded": lambda image: decoded_batch(image[tf.newaxis], cfg),
+}
+disagree = []
+for path in paths:
+    for name, reader in readers.items():
+        try:
+            reader(tf.io.read_file(path))
+            decoded = True
+        except tf.errors.OpError:
+            decoded = False
+        if decoded == (path in refused):
+            disagree.append([path, name, "decodes" if decoded else "fails"])
+print(json.dumps(disagree))
+"""
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_every_image_format_trains_at_either_channel_count(project_factory, channels):
-    """PNG, JPEG, BMP and GIF in grayscale, palette, RGB and RGBA modes all decode to the
-    project's channels (TensorFlow reads BMP and GIF as RGB only) and train."""
+    """PNG, JPEG, BMP and GIF in grayscale, palette, RGB, RGBA, CMYK and 16-bit modes
+    all decode to the project's channels (TensorFlow reads BMP, GIF and CMYK JPEG as RGB
+    only) and train. What the image check accepts, every reader decodes, and what it
+    refuses (damaged files, formats TensorFlow does not read) none does."""
     from PIL import Image
 
     project = project_factory("proj", data="folder", task="binary", channels=channels)
     rng = np.random.default_rng(0)
-    formats = {"png": ["L", "LA", "RGB", "RGBA", "P"], "jpeg": ["L", "RGB"]}
-    formats |= {"bmp": ["L", "RGB", "RGBA", "P"], "gif": ["L", "RGB", "P"]}
+    formats = {"png": ["L", "LA", "RGB", "RGBA", "P", "I;16"]}
+    formats |= {"jpeg": ["L", "RGB", "CMYK"], "bmp": ["L", "RGB", "RGBA", "P"]}
+    formats |= {"gif": ["L", "RGB", "P"]}
     for label in ("a", "b"):
         folder = project / "data" / label
         folder.mkdir(parents=True)
@@ -531,7 +570,19 @@ def test_every_image_format_trains_at_either_channel_count(project_factory, chan
             for mode in modes:
                 pixels = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
                 image = Image.fromarray(pixels).convert(mode)
-                image.save(folder / f"{mode}.{fmt}", format=fmt.upper())
+                name = mode.replace(";", "")
+                image.save(folder / f"{name}.{fmt}", format=fmt.upper())
+        Image.fromarray(pixels).save(folder / "progressive.jpeg", progressive=True)
     check = run_python("-m", "proj", "check-data", cwd=project)
     assert check.returncode == 0 and "0 unreadable" in check.stdout, check.stdout
     train(project, project / "run", "--epochs", "1", "--batch-size", "4")
+    refused = project / "refused"
+    refused.mkdir()
+    cmyk = (project / "data" / "a" / "CMYK.jpeg").read_bytes()
+    (refused / "truncated.jpeg").write_bytes(cmyk[: len(cmyk) // 2])
+    Image.fromarray(pixels).save(refused / "tiff.png", format="TIFF")
+    Image.fromarray(pixels).save(refused / "webp.jpg", format="WEBP")
+    paths = sorted(map(str, [*(project / "data").rglob("*.*"), *refused.iterdir()]))
+    result = run_python("-c", DECODERS_AGREE, *paths, cwd=project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.splitlines()[-1]) == []

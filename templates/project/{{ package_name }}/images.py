@@ -14,21 +14,34 @@ CHECKED_FILE = ".image-check.json"
 def decode(contents: tf.Tensor, channels: int) -> tf.Tensor:
     """Encoded image bytes -> uint8 [height, width, channels] (the first frame of a GIF).
 
-    TensorFlow decodes BMP and GIF to RGB only, so those are converted to grayscale
-    after decoding when one channel is wanted.
+    TensorFlow decodes BMP, GIF and CMYK JPEG to RGB only (see _rgb_only), so those are
+    converted to grayscale after decoding when one channel is wanted.
     """
     if channels == 3:
         return tf.io.decode_image(contents, channels=3, expand_animations=False)
-    rgb_only = tf.logical_or(
-        tf.equal(tf.strings.substr(contents, 0, 2), b"BM"),
-        tf.equal(tf.strings.substr(contents, 0, 3), b"GIF"),
-    )
     return tf.cond(
-        rgb_only,
+        _rgb_only(contents),
         lambda: tf.image.rgb_to_grayscale(
             tf.io.decode_image(contents, channels=3, expand_animations=False)
         ),
         lambda: tf.io.decode_image(contents, channels=1, expand_animations=False),
+    )
+
+
+def _is_jpeg(contents: tf.Tensor) -> tf.Tensor:
+    return tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
+
+
+def _rgb_only(contents: tf.Tensor) -> tf.Tensor:
+    """Whether TensorFlow decodes the image to RGB but not to grayscale: BMP, GIF, and
+    JPEG of four components (CMYK), which libjpeg converts to RGB only."""
+    return tf.cond(
+        _is_jpeg(contents),
+        lambda: tf.equal(tf.image.extract_jpeg_shape(contents)[2], 4),
+        lambda: tf.logical_or(
+            tf.equal(tf.strings.substr(contents, 0, 2), b"BM"),
+            tf.equal(tf.strings.substr(contents, 0, 3), b"GIF"),
+        ),
     )
 
 
@@ -68,11 +81,20 @@ def decode_random_crop(
     """
 
     def jpeg() -> tf.Tensor:
-        window = crop_window(tf.image.extract_jpeg_shape(contents), area, seed)
-        return tf.image.decode_and_crop_jpeg(contents, window, channels=channels)
+        shape = tf.image.extract_jpeg_shape(contents)
+        window = crop_window(shape, area, seed)
+        if channels == 3:
+            return tf.image.decode_and_crop_jpeg(contents, window, channels=3)
+        return tf.cond(  # CMYK: to RGB only, as decode says
+            tf.equal(shape[2], 4),
+            lambda: tf.image.rgb_to_grayscale(
+                tf.image.decode_and_crop_jpeg(contents, window, channels=3)
+            ),
+            lambda: tf.image.decode_and_crop_jpeg(contents, window, channels=1),
+        )
 
     return tf.cond(
-        tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff"),
+        _is_jpeg(contents),
         jpeg,
         lambda: random_crop(decode(contents, channels), area, seed),
     )
