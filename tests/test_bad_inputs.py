@@ -1294,6 +1294,11 @@ FOLDER = {
         {"data/cats/a.png": PNG, "data/dogs/b.png": b"not an image"},
         r"1 unreadable image\(s\) in 'data': data/dogs/b.png \(run check-data",
     ),
+    "P130-class-folder-name-with-a-line-break": (
+        {"data/cats/a.png": PNG, "data/do\ngs/b.png": PNG},
+        r"the data names 'do\\ngs': a class, label or target name must be one line of "
+        r"text without control characters \(line breaks, tabs\); rename it$",
+    ),
 }
 
 # npz-source project entries: id -> (arrays to save in data/data.npz, or the file's
@@ -1311,6 +1316,15 @@ NPZ = {
     "P26-npz-wrong-rank": (
         {"x": np.zeros((4, 64), np.uint8), "y": np.zeros(4, np.int64)},
         r"x in 'data/data.npz' has shape \(4, 64\); expected \[N, H, W\] or \[N, H, W, C\]",
+    ),
+    "P131-npz-output-name-used-twice": (
+        {
+            "x": np.zeros((4, 8, 8), np.uint8),
+            "y": LABELS,
+            "output_names": np.array(["cat", "dog", "cat"]),
+        },
+        r"the data names 'cat' twice: each class, label or target name must be used "
+        r"once; rename one$",
     ),
     "P27-npz-label-outside-classes": (
         {"x": np.zeros((4, 8, 8), np.uint8), "y": np.array([0, 1, 2, 7])},
@@ -1400,6 +1414,11 @@ TASK_DATA = {
         REGRESSION_FOLDER,
         {"data/labels.csv": "filename,size\nb.png,1.5\n", "data/a.png": PNG},
         r"'data/labels.csv' line 2: no image 'b.png'",
+    ),
+    "P132-labels-csv-column-named-twice": (
+        REGRESSION_FOLDER,
+        {"data/labels.csv": "filename,size,size\na.png,1.5,2\n", "data/a.png": PNG},
+        r"the data names 'size' twice",
     ),
     "P30-labels-csv-value-not-a-number": (
         REGRESSION_FOLDER,

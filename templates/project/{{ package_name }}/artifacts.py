@@ -10,12 +10,13 @@ import re
 import shutil
 import stat
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, first_line
+from .errors import ConfigError, DataError, first_line
 from .runs import holds_checkpoint
 
 MODEL_FILE = "model.keras"
@@ -257,6 +258,25 @@ def load_trained_model(workdir: Path) -> keras.Model:
         raise ConfigError(
             f"cannot load {str(path)!r} ({reason}); train again to rewrite it"
         ) from None
+
+
+def check_output_names(names: list[str]) -> None:
+    """The data's names (classes, labels or targets) are written one per line in
+    labels.txt, and into cells of predictions.csv and the reports' tables: each must be
+    one line of text, not blank, and used once (else DataError, naming it)."""
+    seen = set()
+    for name in names:
+        if not name.strip() or any(unicodedata.category(c) == "Cc" for c in name):
+            raise DataError(
+                f"the data names {name!r}: a class, label or target name must be one "
+                "line of text without control characters (line breaks, tabs); rename it"
+            )
+        if name in seen:
+            raise DataError(
+                f"the data names {name!r} twice: each class, label or target name must "
+                "be used once; rename one"
+            )
+        seen.add(name)
 
 
 def save_output_names(workdir: Path, names: list[str]) -> None:
