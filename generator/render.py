@@ -357,6 +357,15 @@ def _update_project(project: Path, spec: ProjectSpec, to: str | None) -> list[st
         )
     ref = "HEAD" if to is None else to
     answers = recorded_answers(project)
+    package = str(answers["package_name"])
+    # copier would update files that are not there (a name that is not one is refused
+    # by copier itself, as a path outside the project)
+    if package.isidentifier() and not (project / package).is_dir():
+        raise SpecError(
+            f"{str(project)!r} has no package directory {package!r}, whose files the "
+            f"update changes; if you renamed it, rename it back (git mv NEW {package}) "
+            "and commit, update, then rename it again"
+        )
     with _template_source(None) as source:
         recorded, commit = str(answers["_src_path"]), str(answers["_commit"])
         here = _same_directory(recorded, source)

@@ -666,6 +666,26 @@ def test_G114_update_outside_git(tmp_path):
     assert sorted(str(p) for p in project.rglob("*")) == before
 
 
+def test_G143_update_after_the_package_was_renamed(committed_project):
+    """copier would apply the update to files that are no longer there and report
+    success (the answers changed, the code not): refused, the project untouched."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "mv", "proj", "mypkg"], cwd=committed_project, check=True)
+    subprocess.run(
+        [*git, "commit", "-qm", "renamed"], cwd=committed_project, check=True
+    )
+    head = _git(committed_project, "rev-parse", "HEAD")
+    result = kgen("update", str(committed_project), "--epochs", "3")
+    assert_refused(
+        result,
+        r"'.*proj' has no package directory 'proj', whose files the update changes; if "
+        r"you renamed it, rename it back \(git mv NEW proj\) and commit, update, then "
+        r"rename it again$",
+    )
+    assert _git(committed_project, "rev-parse", "HEAD") == head
+    assert _git(committed_project, "status", "--porcelain", "--ignored") == ""
+
+
 def test_G139_update_with_an_answers_file_that_is_a_pipe(tmp_path):
     """Reading a pipe blocks: a child process, so a regression fails, not hangs."""
     project = generate(tmp_path, "proj")
