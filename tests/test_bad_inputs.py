@@ -1880,6 +1880,59 @@ def test_P126_a_file_the_user_names_is_a_pipe(project, tmp_path):
     assert not failed, failed
 
 
+@pytest.mark.slow  # trains twice
+def test_P133_tracking_store_that_is_not_mlflows(tmp_path):
+    """An MLflow project logs to ./mlflow.db: a file of that name that is not an MLflow
+    store (a text file, another SQLite database, a pipe) is refused in one line and
+    left as it was; a new store is made, and an MLflow store reused."""
+    import sqlite3
+
+    project = generate(tmp_path, "proj", tracking="mlflow")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    with sqlite3.connect(theirs / "mlflow.db") as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "mlflow.db").write_text("my notes\n")
+    (tmp_path / "pipe").mkdir()
+    os.mkfifo(tmp_path / "pipe" / "mlflow.db")
+    (tmp_path / "new").mkdir()
+    directories = ["text", "theirs", "pipe", "new", "new"]
+
+    def state(name: str) -> dict[str, tuple[int, int, int]]:  # never reads the pipe
+        return {
+            str(path): (
+                path.lstat().st_mode,
+                path.lstat().st_size,
+                path.lstat().st_mtime_ns,
+            )
+            for path in (tmp_path / name).rglob("*")
+        }
+
+    before = {name: state(name) for name in directories[:3]}
+    epoch = ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16"]
+    commands = [
+        (
+            "proj",
+            ["train", *epoch, "--output-dir", str(tmp_path / name / f"run{i}")],
+            tmp_path / name,
+        )
+        for i, name in enumerate(directories)
+    ]
+    results = run_commands(project, commands, tmp_path / "run", timeout=300)
+    for name, result in zip(directories[:3], results, strict=False):
+        assert_project_refused(
+            result,
+            r"^proj: error: tracking store 'mlflow.db' (is not an MLflow store \(it lacks "
+            rf"MLflow's tables\)|cannot be read as SQLite: .*|{PIPE_IS_NOT_A_FILE}); move "
+            r"it away, or set MLFLOW_TRACKING_URI to the store to log to$",
+        )
+        assert state(name) == before[name], name
+    for result in results[3:]:
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "new" / "mlflow.db").is_file()
+
+
 @pytest.fixture(scope="module")
 def folder_project(tmp_path_factory) -> Path:
     return generate(
