@@ -479,7 +479,7 @@ def _checked_weights(spec: ProjectSpec) -> str:
     if path.suffix == ".keras" and not _holds_keras_weights(path):
         raise SpecError(
             f"--weights {weights!r} is not a Keras model archive (a zip holding "
-            f"{KERAS_WEIGHTS_ENTRY}): save it with model.save"
+            f"{KERAS_WEIGHTS_ENTRY}, an HDF5 file): save it with model.save"
         )
     return str(path.resolve())
 
@@ -488,10 +488,11 @@ KERAS_WEIGHTS_ENTRY = "model.weights.h5"  # what load_weights reads from a .kera
 
 
 def _holds_keras_weights(path: Path) -> bool:
+    """Whether the zip at `path` holds the HDF5 file that load_weights reads."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            return KERAS_WEIGHTS_ENTRY in archive.namelist()
-    except (OSError, zipfile.BadZipFile):
+        with zipfile.ZipFile(path) as archive, archive.open(KERAS_WEIGHTS_ENTRY) as h5:
+            return h5.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    except (OSError, KeyError, zipfile.BadZipFile):
         return False
 
 

@@ -1317,7 +1317,17 @@ FOLDER = {
     "P130-class-folder-name-with-a-line-break": (
         {"data/cats/a.png": PNG, "data/do\ngs/b.png": PNG},
         r"the data names 'do\\ngs': a class, label or target name must be one line of "
-        r"text without control characters \(line breaks, tabs\); rename it$",
+        r"visible text \(no line breaks, tabs or invisible characters\); rename it$",
+    ),
+    "P135-class-folder-names-alike-but-for-their-unicode-form": (
+        {"data/caf\u00e9/a.png": PNG, "data/cafe\u0301/b.png": PNG},
+        "the data names 'caf(\u00e9|e\u0301)' twice: each class, label or target name "
+        r"must be used once; rename one$",
+    ),
+    "P136-class-folder-name-with-an-invisible-character": (
+        {"data/cats/a.png": PNG, "data/dogs\u200b/b.png": PNG},
+        r"the data names 'dogs\\u200b': a class, label or target name must be one line "
+        r"of visible text",
     ),
 }
 
@@ -1336,6 +1346,14 @@ NPZ = {
     "P26-npz-wrong-rank": (
         {"x": np.zeros((4, 64), np.uint8), "y": np.zeros(4, np.int64)},
         r"x in 'data/data.npz' has shape \(4, 64\); expected \[N, H, W\] or \[N, H, W, C\]",
+    ),
+    "P134-npz-output-names-not-text": (
+        {
+            "x": np.zeros((4, 8, 8), np.uint8),
+            "y": LABELS,
+            "output_names": np.array([1.0, 2.0, 3.0]),
+        },
+        r"output_names in 'data/data.npz' must be a 1-D array of names \(strings\)$",
     ),
     "P131-npz-output-name-used-twice": (
         {

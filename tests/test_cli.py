@@ -543,9 +543,14 @@ def test_a_weights_file_is_checked_before_anything_is_written(tmp_path):
     archive = tmp_path / "notes.keras"  # a zip, but no Keras model's
     with zipfile.ZipFile(archive, "w") as file:
         file.writestr("notes.txt", "not weights")
+    named = tmp_path / "named.keras"  # the entry's name, not its format
+    with zipfile.ZipFile(named, "w") as file:
+        file.writestr("model.weights.h5", "not HDF5")
+    not_keras = "is not a Keras model archive (a zip holding model.weights.h5, an HDF5"
     for path, message in (
         (fake, "is not an HDF5 file: is it a weights file?"),
-        (archive, "is not a Keras model archive (a zip holding model.weights.h5)"),
+        (archive, not_keras),
+        (named, not_keras),
     ):
         options = ["--defaults", "--arch", "mobilenet", "--weights", str(path)]
         result = kgen("new", str(tmp_path / "proj"), *options)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -203,7 +204,15 @@ def test_a_restart_decodes_only_new_or_changed_images(folder_project, tmp_path):
     (project / "data" / "class_1" / "3.jpg").write_bytes(b"damaged")
     assert decoded() == ["decoding 1"]
     remembered = project / "data" / ".image-check.json"
-    assert json.loads(remembered.read_text())["files"]["class_1/3.jpg"][2] is False
+    assert json.loads(remembered.read_text())["files"]["class_1/3.jpg"][-1] is False
+    # Damaged in place with its size and modification time kept: its change time is
+    # not, so it is decoded again.
+    image = project / "data" / "class_1" / "4.jpg"
+    times = image.stat()
+    image.write_bytes(b"\0" * times.st_size)
+    os.utime(image, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert decoded() == ["decoding 1"]
+    assert json.loads(remembered.read_text())["files"]["class_1/4.jpg"][-1] is False
     remembered.write_bytes(b"\xff{damaged")  # then nothing is known: all are checked
     assert decoded() == ["decoding 160"]
 

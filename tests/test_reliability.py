@@ -180,6 +180,13 @@ DAMAGE = {
     "empty": lambda data: b"",
     "pipe": None,  # a named pipe in its place: reading it would block
 }
+# split.json's own: JSON of the wrong types, JSON nested past Python's recursion limit,
+# a link to nothing.
+SPLIT_DAMAGE = {
+    "booleans": lambda data: b'{"train": true, "val": true}',
+    "nested": lambda data: b"[" * 100_000 + b"]" * 100_000,
+    "dangling link": Path("/nonexistent/split.json"),
+}
 RUN_FILES = {  # file -> the command that reads it next
     "checkpoints/checkpoint": "train",
     "checkpoints/ckpt-2.index": "train",
@@ -227,7 +234,7 @@ def test_a_damaged_run_file_gives_a_clear_outcome(finished_run, tmp_path):
     """Each file a run writes, damaged each way, then the command that reads it next:
     it either succeeds (resuming from an older checkpoint counts) or fails with one line
     and exit code 2; never a traceback, never a silent restart. One test, one process
-    for the 36 commands (conftest.run_commands): it reports every case that failed."""
+    for the 39 commands (conftest.run_commands): it reports every case that failed."""
     project, finished = finished_run
     next_command = {
         "train": ["train", "--epochs", "3", "--steps-per-epoch", "3"],
@@ -235,16 +242,21 @@ def test_a_damaged_run_file_gives_a_clear_outcome(finished_run, tmp_path):
         "predict": ["predict", str(finished.parent / "digit.png")],
     }
     runs = {}
-    for name in RUN_FILES:
-        for damage, change in DAMAGE.items():
-            out = runs[name, damage] = tmp_path / f"{name.replace('/', '-')}-{damage}"
-            shutil.copytree(finished, out)
-            target = out / name
-            if change is None:
-                target.unlink()
-                os.mkfifo(target)
-            else:
-                target.write_bytes(change(target.read_bytes()))
+    damages = [(name, damage) for name in RUN_FILES for damage in DAMAGE]
+    damages += [("split.json", damage) for damage in SPLIT_DAMAGE]
+    for name, damage in damages:
+        out = runs[name, damage] = tmp_path / f"{name.replace('/', '-')}-{damage}"
+        shutil.copytree(finished, out)
+        target = out / name
+        change = {**DAMAGE, **SPLIT_DAMAGE}[damage]
+        if change is None:
+            target.unlink()
+            os.mkfifo(target)
+        elif isinstance(change, Path):
+            target.unlink()
+            target.symlink_to(change)
+        else:
+            target.write_bytes(change(target.read_bytes()))
     commands = [
         ("proj", [*next_command[RUN_FILES[name]], "--output-dir", str(out)], project)
         for (name, _), out in runs.items()
@@ -255,6 +267,9 @@ def test_a_damaged_run_file_gives_a_clear_outcome(finished_run, tmp_path):
         errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
         if "Traceback" in result.stderr:
             failures[name, damage] = result.stderr[-1500:]
+        elif name == "split.json" and result.returncode != 0:
+            # A record that cannot be read says nothing of the data: never a refusal.
+            failures[name, damage] = "refused: " + result.stderr[-1500:]
         elif result.returncode == 0 and RUN_FILES[name] == "train":
             # Resumed, not restarted: epochs 0 and 1 are kept.
             rows = (out / "history.csv").read_text().splitlines()[1:]

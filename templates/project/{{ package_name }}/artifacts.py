@@ -143,7 +143,7 @@ def read_json(path: Path) -> Any:
         raise ConfigError(f"{str(path)!r} {problem}")
     try:
         return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # bad JSON or UTF-8
         raise ConfigError(f"cannot read {str(path)!r}: {error}") from None
 
 
@@ -206,7 +206,7 @@ def is_sweep(workdir: Path) -> bool:
         return False
     try:
         result = json.loads((workdir / SWEEP_RESULT).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(result, dict) and {"rule", "rates", "losses"} <= result.keys()
 
@@ -266,17 +266,22 @@ def check_output_names(names: list[str]) -> None:
     one line of text, not blank, and used once (else DataError, naming it)."""
     seen = set()
     for name in names:
-        if not name.strip() or any(unicodedata.category(c) == "Cc" for c in name):
+        # Control (Cc), format (Cf: zero-width, direction marks) or line and paragraph
+        # separator (Zl, Zp) characters: line breaks, or names that look like others.
+        hidden = {"Cc", "Cf", "Zl", "Zp"}
+        if not name.strip() or any(unicodedata.category(c) in hidden for c in name):
             raise DataError(
                 f"the data names {name!r}: a class, label or target name must be one "
-                "line of text without control characters (line breaks, tabs); rename it"
+                "line of visible text (no line breaks, tabs or invisible characters); "
+                "rename it"
             )
-        if name in seen:
+        same = unicodedata.normalize("NFC", name)  # é composed or decomposed: one name
+        if same in seen:
             raise DataError(
                 f"the data names {name!r} twice: each class, label or target name must "
                 "be used once; rename one"
             )
-        seen.add(name)
+        seen.add(same)
 
 
 def save_output_names(workdir: Path, names: list[str]) -> None:

@@ -138,7 +138,7 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         ]
         if manifest["format"] != FORMAT:
             raise ValueError(f"format {manifest['format']}, expected {FORMAT}")
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
         raise DataError(
             f"cannot read {str(path)!r} ({error}); prepare the data again"
         ) from None

@@ -130,7 +130,7 @@ def read_trace(path: Path) -> dict[str, list]:
     try:
         trace = json.loads(path.read_text())
         rows = {key: list(trace[key]) for key in ("losses", "probes")}
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
         return {"losses": [], "probes": []}
     # [epoch, step, loss] and [epochs done, loss, gradient norm]
     integers = {"losses": 2, "probes": 1}
