@@ -527,6 +527,14 @@ def test_every_writing_command_on_a_full_disk_is_one_line_and_leaves_nothing(
     )
     assert_project_refused(result, r"No space left on device")
     assert listing(small_disk) == before
+    # Room for lr-find's result, not for its figure.
+    fill(small_disk, 30 * 1024)
+    before = listing(small_disk)
+    (result,) = run_commands(
+        project, [("proj", commands["lr-find"], project)], tmp_path / "sweep"
+    )
+    assert_project_refused(result, r"No space left on device")
+    assert listing(small_disk) == before
 
 
 # In the project: for every file given, whether the image check (check-data's and

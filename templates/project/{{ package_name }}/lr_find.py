@@ -114,8 +114,12 @@ def lr_find(cfg: Config, outdir: Path, steps: int, low: float, high: float) -> d
         "smoothed": [_number(value) for value in sweep.smoothed],
     }
     outdir.mkdir(parents=True, exist_ok=True)
-    write_json(outdir / SWEEP_RESULT, result)
-    _plot(rates, np.array(sweep.losses), smoothed, result, outdir / SWEEP_FIGURE)
+    try:
+        write_json(outdir / SWEEP_RESULT, result)
+        _plot(rates, np.array(sweep.losses), smoothed, result, outdir / SWEEP_FIGURE)
+    except BaseException:  # a full disk, say: no result without its figure
+        (outdir / SWEEP_RESULT).unlink(missing_ok=True)
+        raise
     return result
 
 
