@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -131,7 +132,30 @@ def _remove_dead_staging(destination: Path) -> None:
                 and entry.is_dir(follow_symlinks=False)
                 and not _running(int(found[1]))
             ):
+                if parent == destination:  # staged inside: maybe partly moved up
+                    _remove_moved(Path(entry.path), destination)
                 shutil.rmtree(entry.path, ignore_errors=True)
+
+
+# In a staging directory whose entries are being moved up into the destination: their
+# names, so that the next kgen can take back what a killed one moved.
+MOVING = ".kgen-moving.json"
+
+
+def _remove_moved(staging: Path, destination: Path) -> None:
+    """Remove from `destination` the entries a killed kgen moved there from `staging`
+    (the destination was empty, and a name already there stops the move)."""
+    try:
+        names = json.loads((staging / MOVING).read_text())
+    except (OSError, ValueError):
+        return
+    for name in names if isinstance(names, list) else []:
+        target = destination / str(name)
+        if str(name) == Path(str(name)).name and os.path.lexists(target):
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
 
 
 def _running(pid: int) -> bool:
@@ -177,8 +201,10 @@ def _move_entries(staging: Path, destination: Path) -> None:
     """Move the render's entries up into the existing (empty) `destination`; if any name
     is taken meanwhile, move back what was moved and refuse."""
     moved: list[Path] = []
+    names = sorted(os.listdir(staging))
+    (staging / MOVING).write_text(json.dumps(names))
     try:
-        for name in sorted(os.listdir(staging)):
+        for name in names:
             target = destination / name
             if os.path.lexists(target):
                 raise KgenError(
@@ -189,6 +215,7 @@ def _move_entries(staging: Path, destination: Path) -> None:
                 os.rename(staging / name, target)
                 moved.append(target)
                 _PLACED.add(target)
+        (staging / MOVING).unlink()
         staging.rmdir()
     except BaseException:
         for target in reversed(moved):

@@ -725,8 +725,9 @@ def test_G140_git_missing(tmp_path, monkeypatch):
 def test_G141_staging_left_by_a_killed_kgen_new(tmp_path):
     """A kgen new killed outright (SIGKILL) leaves its staging directory; the next kgen
     new of that destination removes it, beside a new directory or inside an existing
-    one (which it would otherwise find not empty), and nothing else: not a running
-    kgen's staging, another machine's, nor the user's own."""
+    one (which it would otherwise find not empty), with what it had moved up from it
+    into that directory; and nothing else: not a running kgen's staging, another
+    machine's, nor the user's own."""
     from generator import render
 
     dead = subprocess.Popen(["true"])
@@ -741,6 +742,14 @@ def test_G141_staging_left_by_a_killed_kgen_new(tmp_path):
             tmp_path / ".proj.mine",
         ]
         (tmp_path / "here").mkdir()  # `kgen new .` stages inside the directory
+        # Killed while it moved its entries up: one moved, one not.
+        halfway = tmp_path / "half"
+        halfway.mkdir()
+        staged = halfway / f"{render._staging_prefix(halfway)}{dead.pid}.k1"
+        staged.mkdir()
+        (staged / render.MOVING).write_text('["README.md", "pyproject.toml"]')
+        (staged / "pyproject.toml").write_text("not moved yet")
+        (halfway / "README.md").write_text("moved by the killed kgen")
         inside = (
             tmp_path
             / "here"
@@ -748,11 +757,12 @@ def test_G141_staging_left_by_a_killed_kgen_new(tmp_path):
         )
         for path in [left, *kept, inside]:
             (path / "pkg").mkdir(parents=True)
-        for destination in ("proj", "here"):
+        for destination in ("proj", "here", "half"):
             result = kgen("new", str(tmp_path / destination), "--defaults")
             assert result.exit_code == 0, result.output
             assert (tmp_path / destination / ".copier-answers.yml").is_file()
-        assert not left.exists() and not inside.exists()
+        assert not left.exists() and not inside.exists() and not staged.exists()
+        assert "moved by the killed kgen" not in (halfway / "README.md").read_text()
         assert all((path / "pkg").is_dir() for path in kept)
     finally:
         live.kill()
