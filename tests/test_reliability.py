@@ -430,13 +430,15 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_model(
 
 @pytest.fixture
 def small_disk(tmp_path) -> Path:
-    """A real 8 MB file system (tmpfs) to fill: every writer, TensorFlow's C++ ones
+    """A real 32 MB file system (tmpfs) to fill: every writer, TensorFlow's C++ ones
     included, then meets ENOSPC. Mounting needs root, which CI has."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     disk = tmp_path / "disk"
     disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", disk], check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", disk], check=True
+    )
     yield disk
     subprocess.run(["umount", "-l", disk], check=True)
 
@@ -445,11 +447,10 @@ def fill(disk: Path, free: int) -> None:
     """Fill `disk` but for about `free` bytes (a file `filler`)."""
     filler = disk / "filler"
     filler.unlink(missing_ok=True)
-    with filler.open("wb") as file:
+    with filler.open("wb", buffering=0) as file:  # nothing left to flush at close
         try:
             while True:
                 file.write(b"\0" * 65536)
-                file.flush()
         except OSError as error:
             assert error.errno == errno.ENOSPC, error
     os.truncate(filler, max(0, filler.stat().st_size - free))
@@ -472,7 +473,8 @@ def test_every_writing_command_on_a_full_disk_is_one_line_and_leaves_nothing(
 ):
     """Each command that writes, on a full disk: exit 2, one line, no traceback, and
     nothing of its own left or changed on that disk. Then export with room for its
-    first files but not the rest (the SavedModel): none of them is left."""
+    first files but not the rest (the SavedModel): none of them is left, and an export
+    made before is left as it was; lr-find with room for its result only: none left."""
     project, finished = finished_run
     run = small_disk / "run"
     shutil.copytree(finished, run, symlinks=True)
@@ -525,6 +527,16 @@ def test_every_writing_command_on_a_full_disk_is_one_line_and_leaves_nothing(
     (result,) = run_commands(
         project, [("proj", commands["export"], project)], tmp_path / "partly"
     )
+    assert_project_refused(result, r"No space left on device")
+    assert listing(small_disk) == before
+    # The same over a whole export made before: it is left as it was.
+    (small_disk / "filler").unlink()
+    export = [("proj", commands["export"], project)]
+    (result,) = run_commands(project, export, tmp_path / "whole")
+    assert result.returncode == 0, result.stderr[-3000:]
+    fill(small_disk, 250 * 1024)  # less than a new export needs
+    before = listing(small_disk)
+    (result,) = run_commands(project, export, tmp_path / "again")
     assert_project_refused(result, r"No space left on device")
     assert listing(small_disk) == before
     # Room for lr-find's result, not for its figure.
