@@ -6,6 +6,7 @@ import json
 import os
 import re
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +138,23 @@ def assert_project_refused(result: subprocess.CompletedProcess, pattern: str) ->
     errors = [line for line in result.stderr.splitlines() if "proj: error:" in line]
     assert len(errors) == 1 and re.search(pattern, errors[0]), result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def listing(root: Path, skip: tuple[str, ...] = ()) -> dict[str, tuple | None]:
+    """Every path under root, by lstat only (a pipe is never read): a file's mode, size
+    and modification time; None for a directory (its times change when an entry is made
+    and removed again). Names in `skip` are left out."""
+    entries = {}
+    for path in root.rglob("*"):
+        if path.name in skip:
+            continue
+        info = path.lstat()
+        entries[str(path.relative_to(root))] = (
+            None
+            if stat.S_ISDIR(info.st_mode)
+            else (info.st_mode, info.st_size, info.st_mtime_ns)
+        )
+    return entries
 
 
 def free_ports(count: int) -> list[int]:

@@ -28,6 +28,7 @@ from conftest import (
     assert_project_refused,
     free_ports,
     generate,
+    listing,
     run_commands,
     run_python,
 )
@@ -1927,17 +1928,7 @@ def test_P133_tracking_store_that_is_not_mlflows(tmp_path):
     (tmp_path / "new").mkdir()
     directories = ["text", "theirs", "pipe", "new", "new"]
 
-    def state(name: str) -> dict[str, tuple[int, int, int]]:  # never reads the pipe
-        return {
-            str(path): (
-                path.lstat().st_mode,
-                path.lstat().st_size,
-                path.lstat().st_mtime_ns,
-            )
-            for path in (tmp_path / name).rglob("*")
-        }
-
-    before = {name: state(name) for name in directories[:3]}
+    before = {name: listing(tmp_path / name) for name in directories[:3]}
     epoch = ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16"]
     commands = [
         (
@@ -1955,7 +1946,7 @@ def test_P133_tracking_store_that_is_not_mlflows(tmp_path):
             rf"MLflow's tables\)|cannot be read as SQLite: .*|{PIPE_IS_NOT_A_FILE}); move "
             r"it away, or set MLFLOW_TRACKING_URI to the store to log to$",
         )
-        assert state(name) == before[name], name
+        assert listing(tmp_path / name) == before[name], name
     for result in results[3:]:
         assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "new" / "mlflow.db").is_file()

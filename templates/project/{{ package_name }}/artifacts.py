@@ -260,16 +260,18 @@ def load_trained_model(workdir: Path) -> keras.Model:
         ) from None
 
 
+# Unicode categories a name must not hold: control (Cc), format (Cf: zero-width, direction
+# marks), line and paragraph separators (Zl, Zp): line breaks, or names that look alike.
+HIDDEN = {"Cc", "Cf", "Zl", "Zp"}
+
+
 def check_output_names(names: list[str]) -> None:
     """The data's names (classes, labels or targets) are written one per line in
     labels.txt, and into cells of predictions.csv and the reports' tables: each must be
     one line of text, not blank, and used once (else DataError, naming it)."""
     seen = set()
     for name in names:
-        # Control (Cc), format (Cf: zero-width, direction marks) or line and paragraph
-        # separator (Zl, Zp) characters: line breaks, or names that look like others.
-        hidden = {"Cc", "Cf", "Zl", "Zp"}
-        if not name.strip() or any(unicodedata.category(c) in hidden for c in name):
+        if not name.strip() or any(unicodedata.category(c) in HIDDEN for c in name):
             raise DataError(
                 f"the data names {name!r}: a class, label or target name must be one "
                 "line of visible text (no line breaks, tabs or invisible characters); "
