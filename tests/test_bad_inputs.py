@@ -1020,6 +1020,90 @@ def test_G120_update_from_a_local_template_that_is_not_kgen_s(shared_project, tm
 # Generated project entries: id -> (train/evaluate arguments, files to create, pattern).
 # "{tmp}" is replaced by a scratch directory; config files are written from the dicts.
 PROJECT = {
+    # Settings given on the command line, as flags or as KEY=VALUE: the same checks as a
+    # config file's, naming the command line as their source.
+    "P142-epochs-flag-zero": (
+        ["train", "--epochs", "0"],
+        {},
+        r"train.epochs = 0 is not valid: must be >= 1$",
+    ),
+    "P143-batch-size-flag-negative": (
+        ["train", "--batch-size", "-1"],
+        {},
+        r"data.batch_size = -1 is not valid: must be >= 1$",
+    ),
+    "P144-learning-rate-flag-nan": (
+        ["train", "--learning-rate", "nan"],
+        {},
+        r"train.learning_rate in the command line must be a finite number, got nan$",
+    ),
+    "P145-setting-not-a-number": (
+        ["train", "train.learning_rate=abc"],
+        {},
+        r"train.learning_rate in the command line must be float, got 'abc'$",
+    ),
+    "P146-setting-without-a-value": (
+        ["train", "foo"],
+        {},
+        r"'foo' is not a setting: write KEY=VALUE, e.g. train.learning_rate=0.01$",
+    ),
+    "P147-integer-setting-in-exponent-form": (
+        ["train", "train.epochs=1e3"],
+        {},
+        r"train.epochs in the command line must be int, got 1000.0$",
+    ),
+    "P148-resume-a-run-that-does-not-exist": (
+        ["train", "--resume", "nonexistent-run"],
+        {},
+        r"no run 'nonexistent-run': give a run directory or a name under runs/ "
+        r"\(none yet\)$",
+    ),
+    "P149-resume-with-no-run-yet": (
+        ["train", "--resume"],
+        {},
+        r"no run 'latest': give a run directory or a name under runs/ \(none yet\)$",
+    ),
+    "P150-run-name-with-a-path": (
+        ["train", "--name", "../x"],
+        {},
+        r"run name '../x' is not valid: use up to 64 letters, digits, '.', '_' or '-', "
+        r"starting with a letter or digit$",
+    ),
+    "P151-validation-split-leaving-no-training-images": (
+        ["train", "data.validation_split=0.9999"],
+        {},
+        r"the training split is empty$",
+    ),
+    "P152-setting-float-for-an-integer": (
+        ["train", "data.seed=1.5"],
+        {},
+        r"data.seed in the command line must be int, got 1.5$",
+    ),
+    "P153-setting-overflows-to-infinity": (
+        ["train", "train.learning_rate=1e309"],
+        {},
+        r"train.learning_rate in the command line must be a finite number, got inf$",
+    ),
+    "P154-warmup-negative": (
+        ["train", "train.warmup_epochs=-1"],
+        {},
+        r"train.warmup_epochs = -1.0 is not valid: must be >= 0$",
+    ),
+    "P155-weight-decay-negative": (
+        ["train", "train.weight_decay=-0.1"],
+        {},
+        r"train.weight_decay = -0.1 is not valid: must be >= 0$",
+    ),
+    "P156-steps-per-epoch-flag-negative": (
+        ["train", "--steps-per-epoch", "-5"],
+        {},
+        r"train.steps_per_epoch = -5 is not valid: must be null or >= 1$",
+    ),
+    "P157-unknown-setting-key": (
+        ["train", "data.num_workers=0"],
+        {},
+        r"unknown config key 'data.num_workers' in the command line; valid: image_size, ",
+    ),
     "P97-cache-choice-unknown": (
         ["train", "--config", "{tmp}/c.json"],
         {"c.json": {"data": {"cache": "ram"}}},
@@ -1340,6 +1424,21 @@ FOLDER = {
         r"the data names 'dogs\\u200b': a class, label or target name must be one line "
         r"of visible text",
     ),
+    "P137-class-folder-name-of-a-hangul-filler": (
+        {"data/cats/a.png": PNG, "data/\u3164/b.png": PNG},
+        r"the data names '\u3164': a class, label or target name must be one line of "
+        r"visible text",
+    ),
+    "P138-class-folder-name-of-a-blank-braille-cell": (
+        {"data/cats/a.png": PNG, "data/\u2800\u2800/b.png": PNG},
+        r"the data names '\u2800\u2800': a class, label or target name must be one "
+        r"line of visible text",
+    ),
+    "P139-class-folder-name-of-a-combining-mark-alone": (
+        {"data/cats/a.png": PNG, "data/\u0301/b.png": PNG},
+        r"the data names '\u0301': a class, label or target name must be one line of "
+        r"visible text",
+    ),
 }
 
 # npz-source project entries: id -> (arrays to save in data/data.npz, or the file's
@@ -1586,6 +1685,13 @@ OPTIONS = {
 
 # Entries whose test needs real training; they live with the other training tests.
 ELSEWHERE = {
+    "P140-class-names-in-markdown-syntax": (
+        "tests/test_health.py::test_an_imbalanced_folder_is_named"
+    ),
+    "P141-train-out-of-space-before-its-first-checkpoint": (
+        "tests/test_reliability.py::"
+        "test_every_writing_command_on_a_full_disk_is_one_line_and_leaves_nothing"
+    ),
     "P127-every-writing-command-on-a-full-disk": (
         "tests/test_reliability.py::"
         "test_every_writing_command_on_a_full_disk_is_one_line_and_leaves_nothing"

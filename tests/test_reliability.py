@@ -468,7 +468,9 @@ def test_every_writing_command_on_a_full_disk_is_one_line_and_leaves_nothing(
     """Each command that writes, on a full disk: exit 2, one line, no traceback, and
     nothing of its own left or changed on that disk. Then export with room for its
     first files but not the rest (the SavedModel): none of them is left, and an export
-    made before is left as it was; lr-find with room for its result only: none left."""
+    made before is left as it was; lr-find with room for its result only: none left;
+    train with room for a new run's first files, not its first checkpoint: no run
+    left."""
     project, finished = finished_run
     run = small_disk / "run"
     shutil.copytree(finished, run, symlinks=True)
@@ -538,6 +540,13 @@ def test_every_writing_command_on_a_full_disk_is_one_line_and_leaves_nothing(
     before = listing(small_disk, skip=("filler",))
     (result,) = run_commands(
         project, [("proj", commands["lr-find"], project)], tmp_path / "sweep"
+    )
+    assert_project_refused(result, r"No space left on device")
+    assert listing(small_disk, skip=("filler",)) == before
+    fill(small_disk, 64 * 1024)
+    before = listing(small_disk, skip=("filler",))
+    (result,) = run_commands(
+        project, [("proj", commands["train"], project)], tmp_path / "first-epoch"
     )
     assert_project_refused(result, r"No space left on device")
     assert listing(small_disk, skip=("filler",)) == before

@@ -263,6 +263,9 @@ def load_trained_model(workdir: Path) -> keras.Model:
 # Unicode categories a name must not hold: control (Cc), format (Cf: zero-width, direction
 # marks), line and paragraph separators (Zl, Zp): line breaks, or names that look alike.
 HIDDEN = {"Cc", "Cf", "Zl", "Zp"}
+# Letters and symbols that print as nothing: the Hangul fillers and the blank braille
+# cell. A name of only these, spaces and combining marks shows as blank.
+BLANK = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"}
 
 
 def check_output_names(names: list[str]) -> None:
@@ -271,7 +274,7 @@ def check_output_names(names: list[str]) -> None:
     one line of text, not blank, and used once (else DataError, naming it)."""
     seen = set()
     for name in names:
-        if not name.strip() or any(unicodedata.category(c) in HIDDEN for c in name):
+        if _blank(name) or any(unicodedata.category(c) in HIDDEN for c in name):
             raise DataError(
                 f"the data names {name!r}: a class, label or target name must be one "
                 "line of visible text (no line breaks, tabs or invisible characters); "
@@ -284,6 +287,13 @@ def check_output_names(names: list[str]) -> None:
                 "be used once; rename one"
             )
         seen.add(same)
+
+
+def _blank(name: str) -> bool:
+    return all(
+        c.isspace() or c in BLANK or unicodedata.category(c) in {"Mn", "Me"}
+        for c in name
+    )
 
 
 def save_output_names(workdir: Path, names: list[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -51,11 +52,23 @@ def discard_if_empty(run: Path) -> None:
         for path in run.iterdir():
             path.unlink()
         run.rmdir()
-        if run.parent.resolve() == RUNS.resolve():
-            # runs/ itself, if nothing else is in it; another train may have just made
-            # a run there, which keeps it (ENOTEMPTY).
-            with contextlib.suppress(OSError):
-                run.parent.rmdir()
+        _discard_empty_runs(run)
+
+
+def discard_unfinished(run: Path) -> None:
+    """Remove a new run's directory if it has not finished an epoch: a train refused
+    midway (bad data, a full disk) leaves nothing to resume."""
+    if run.is_dir() and not holds_checkpoint(run):
+        shutil.rmtree(run)
+        _discard_empty_runs(run)
+
+
+def _discard_empty_runs(run: Path) -> None:
+    if run.parent.resolve() == RUNS.resolve():
+        # runs/ itself, if nothing else is in it; another train may have just made a
+        # run there, which keeps it (ENOTEMPTY).
+        with contextlib.suppress(OSError):
+            run.parent.rmdir()
 
 
 def holds_checkpoint(run: Path) -> bool:
