@@ -517,39 +517,31 @@ def test_every_writing_command_on_a_full_disk_is_one_line_and_leaves_nothing(
             unclear[name] = (result.returncode, result.stderr[-1500:])
     assert unclear == {}
     assert listing(small_disk, skip=("filler",)) == before
+
+    def refused_with_room(free: int, command: str, scratch: str) -> None:
+        """`command` with about `free` bytes left: refused, nothing changed there."""
+        fill(small_disk, free)
+        before = listing(small_disk, skip=("filler",))
+        (result,) = run_commands(
+            project, [("proj", commands[command], project)], tmp_path / scratch
+        )
+        assert_project_refused(result, r"No space left on device")
+        assert listing(small_disk, skip=("filler",)) == before
+
     # Room for labels.txt and model.keras, not for the SavedModel.
-    fill(small_disk, (run / "model.keras").stat().st_size + 64 * 1024)
-    before = listing(small_disk, skip=("filler",))
-    (result,) = run_commands(
-        project, [("proj", commands["export"], project)], tmp_path / "partly"
+    refused_with_room(
+        (run / "model.keras").stat().st_size + 64 * 1024, "export", "partly"
     )
-    assert_project_refused(result, r"No space left on device")
-    assert listing(small_disk, skip=("filler",)) == before
     # The same over a whole export made before: it is left as it was.
     (small_disk / "filler").unlink()
     export = [("proj", commands["export"], project)]
     (result,) = run_commands(project, export, tmp_path / "whole")
     assert result.returncode == 0, result.stderr[-3000:]
-    fill(small_disk, 250 * 1024)  # less than a new export needs
-    before = listing(small_disk, skip=("filler",))
-    (result,) = run_commands(project, export, tmp_path / "again")
-    assert_project_refused(result, r"No space left on device")
-    assert listing(small_disk, skip=("filler",)) == before
+    refused_with_room(250 * 1024, "export", "again")  # less than a new export needs
     # Room for lr-find's result, not for its figure.
-    fill(small_disk, 30 * 1024)
-    before = listing(small_disk, skip=("filler",))
-    (result,) = run_commands(
-        project, [("proj", commands["lr-find"], project)], tmp_path / "sweep"
-    )
-    assert_project_refused(result, r"No space left on device")
-    assert listing(small_disk, skip=("filler",)) == before
-    fill(small_disk, 64 * 1024)
-    before = listing(small_disk, skip=("filler",))
-    (result,) = run_commands(
-        project, [("proj", commands["train"], project)], tmp_path / "first-epoch"
-    )
-    assert_project_refused(result, r"No space left on device")
-    assert listing(small_disk, skip=("filler",)) == before
+    refused_with_room(30 * 1024, "lr-find", "sweep")
+    # Room for a new run's first files, not for its first checkpoint.
+    refused_with_room(64 * 1024, "train", "first-epoch")
 
 
 # In the project: for every file given, whether the image check (check-data's and
