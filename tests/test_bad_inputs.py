@@ -1202,6 +1202,17 @@ PROJECT = {
         r"output directory '.*mine' holds files train did not write: name a new or "
         r"empty directory$",
     ),
+    "P158-train-into-a-directory-of-the-users-through-a-missing-one": (
+        ["train", "--output-dir", "{tmp}/nothing/../mine"],
+        {"mine": None, "mine/notes.txt": "mine\n"},
+        r"output directory '.*mine' holds files train did not write: name a new or "
+        r"empty directory$",
+    ),
+    "P159-option-value-of-the-wrong-type": (
+        ["train", "--epochs", "abc"],
+        {},
+        r"argument --epochs: invalid int value: 'abc' \(see proj train --help\)$",
+    ),
     "P124-lr-find-into-a-directory-of-the-users": (
         ["lr-find", "--output-dir", "{tmp}/mine"],
         {"mine": None, "mine/lr_find.json": {"mine": 1}},  # a file of the user's
@@ -1412,17 +1423,34 @@ FOLDER = {
     "P130-class-folder-name-with-a-line-break": (
         {"data/cats/a.png": PNG, "data/do\ngs/b.png": PNG},
         r"the data names 'do\\ngs': a class, label or target name must be one line of "
-        r"visible text \(no line breaks, tabs or invisible characters\); rename it$",
+        r"visible text \(no line breaks, tabs, invisible characters or spaces at "
+        r"either end\); rename it$",
     ),
     "P135-class-folder-names-alike-but-for-their-unicode-form": (
         {"data/caf\u00e9/a.png": PNG, "data/cafe\u0301/b.png": PNG},
-        "the data names 'caf(\u00e9|e\u0301)' twice: each class, label or target name "
-        r"must be used once; rename one$",
+        "the data names 'caf(\u00e9|e\u0301)' and 'caf(\u00e9|e\u0301)', which show "
+        r"alike: each class, label or target name must be used once; rename one$",
     ),
     "P136-class-folder-name-with-an-invisible-character": (
         {"data/cats/a.png": PNG, "data/dogs\u200b/b.png": PNG},
         r"the data names 'dogs\\u200b': a class, label or target name must be one line "
         r"of visible text",
+    ),
+    "P160-class-folder-names-alike-but-for-an-invisible-mark": (
+        {"data/dogs/a.png": PNG, "data/dogs\u034f/b.png": PNG},
+        "the data names 'dogs(\u034f)?' and 'dogs(\u034f)?', which show alike: each "
+        r"class, label or target name must be used once; rename one$",
+    ),
+    "P161-class-folder-name-with-a-space-at-its-end": (
+        {"data/cats/a.png": PNG, "data/dogs /b.png": PNG},
+        r"the data names 'dogs ': a class, label or target name must be one line of "
+        r"visible text \(no line breaks, tabs, invisible characters or spaces at "
+        r"either end\); rename it$",
+    ),
+    "P162-image-file-name-not-utf-8": (
+        {"data/cats/a.png": PNG, "data/dogs/\udcfe.png": PNG},
+        r"the file name 'data/dogs/\\xfe.png' is not UTF-8, which TensorFlow cannot "
+        r"read; rename it$",
     ),
     "P137-class-folder-name-of-a-hangul-filler": (
         {"data/cats/a.png": PNG, "data/\u3164/b.png": PNG},

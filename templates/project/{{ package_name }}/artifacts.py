@@ -261,32 +261,45 @@ def load_trained_model(workdir: Path) -> keras.Model:
 
 
 # Unicode categories a name must not hold: control (Cc), format (Cf: zero-width, direction
-# marks), line and paragraph separators (Zl, Zp): line breaks, or names that look alike.
-HIDDEN = {"Cc", "Cf", "Zl", "Zp"}
-# Letters and symbols that print as nothing: the Hangul fillers and the blank braille
-# cell. A name of only these, spaces and combining marks shows as blank.
-BLANK = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"}
+# marks), line and paragraph separators (Zl, Zp), unassigned code points (Cn) and lone
+# surrogates (Cs: a file name's bytes that are not UTF-8): line breaks, names that print
+# as something else, or names no file format can hold.
+HIDDEN = {"Cc", "Cf", "Zl", "Zp", "Cn", "Cs"}
+# Letters and symbols that print as nothing: the Hangul fillers, the blank braille cell
+# and the ideographic half fill space. A name of only these, spaces and combining marks
+# shows as blank.
+BLANK = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800", "\u303f"}
+# Combining marks that print as nothing: the grapheme joiner, the variation selectors and
+# Mongolian's free variation selectors. "dogs" followed by one shows as "dogs".
+IGNORED = re.compile("[\u034f\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
 def check_output_names(names: list[str]) -> None:
     """The data's names (classes, labels or targets) are written one per line in
     labels.txt, and into cells of predictions.csv and the reports' tables: each must be
-    one line of text, not blank, and used once (else DataError, naming it)."""
-    seen = set()
+    one line of visible text, with no space at either end, and show unlike the others
+    (else DataError, naming it)."""
+    seen: dict[str, str] = {}
     for name in names:
-        if _blank(name) or any(unicodedata.category(c) in HIDDEN for c in name):
+        if (
+            _blank(name)
+            or name != name.strip()
+            or any(unicodedata.category(c) in HIDDEN for c in name)
+        ):
             raise DataError(
                 f"the data names {name!r}: a class, label or target name must be one "
-                "line of visible text (no line breaks, tabs or invisible characters); "
-                "rename it"
+                "line of visible text (no line breaks, tabs, invisible characters or "
+                "spaces at either end); rename it"
             )
-        same = unicodedata.normalize("NFC", name)  # é composed or decomposed: one name
-        if same in seen:
+        shown = _shown(name)
+        if shown in seen:
+            other = seen[shown]
+            twice = "twice" if other == name else f"and {other!r}, which show alike"
             raise DataError(
-                f"the data names {name!r} twice: each class, label or target name must "
-                "be used once; rename one"
+                f"the data names {name!r} {twice}: each class, label or target name "
+                "must be used once; rename one"
             )
-        seen.add(same)
+        seen[shown] = name
 
 
 def _blank(name: str) -> bool:
@@ -294,6 +307,13 @@ def _blank(name: str) -> bool:
         c.isspace() or c in BLANK or unicodedata.category(c) in {"Mn", "Me"}
         for c in name
     )
+
+
+def _shown(name: str) -> str:
+    """What `name` looks like: é composed or decomposed, a no-break or full-width space
+    and a plain one, with or without an ignored mark, are the same."""
+    text = IGNORED.sub("", unicodedata.normalize("NFC", name))
+    return " ".join("".join(" " if c in BLANK else c for c in text).split())
 
 
 def save_output_names(workdir: Path, names: list[str]) -> None:

@@ -6,6 +6,8 @@ import os
 
 import tensorflow as tf
 
+from .errors import DataError
+
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 # In a data directory: which of its files decode, by size and modification time.
 CHECKED_FILE = ".image-check.json"
@@ -111,5 +113,18 @@ def image_files(folder: str) -> list[str]:
             if entry.is_dir(follow_symlinks=False):
                 found += image_files(entry.path)
             elif entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file():
+                _check_utf8(entry.path)
                 found.append(entry.path)
     return found
+
+
+def _check_utf8(path: str) -> None:
+    """TensorFlow reads file names as UTF-8; Python holds other bytes as surrogates."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        shown = path.encode(errors="surrogateescape").decode(errors="backslashreplace")
+        raise DataError(
+            f"the file name '{shown}' is not UTF-8, which TensorFlow cannot read; "
+            "rename it"
+        ) from None

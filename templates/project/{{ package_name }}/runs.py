@@ -42,13 +42,29 @@ def new_run_dir(name: str) -> Path:
             path = RUNS / f"{stem}-{number}"
 
 
+def make_output_dir(path: Path) -> list[Path]:
+    """Make `path` (an --output-dir) and its missing parents: the directories this
+    process made, topmost first, [] if `path` existed. mkdir is atomic, so of two
+    commands given the same new directory, one makes it and the other finds it."""
+    made = []
+    for directory in (*reversed(path.parents), path):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            continue
+        made.append(directory)
+    return made
+
+
 # What a new run holds before it has done anything: its lock and its output names.
 PLACEHOLDERS = (".lock", "output_names.json")
 
 
 def discard_if_empty(run: Path) -> None:
     """Remove a new run's directory if the command stopped before writing to it."""
-    if run.is_dir() and all(path.name in PLACEHOLDERS for path in run.iterdir()):
+    if not run.is_dir() or not _ours(run):
+        return
+    if all(path.name in PLACEHOLDERS for path in run.iterdir()):
         for path in run.iterdir():
             path.unlink()
         run.rmdir()
@@ -58,9 +74,19 @@ def discard_if_empty(run: Path) -> None:
 def discard_unfinished(run: Path) -> None:
     """Remove a new run's directory if it has not finished an epoch: a train refused
     midway (bad data, a full disk) leaves nothing to resume."""
-    if run.is_dir() and not holds_checkpoint(run):
+    if run.is_dir() and _ours(run) and not holds_checkpoint(run):
         shutil.rmtree(run)
         _discard_empty_runs(run)
+
+
+def _ours(run: Path) -> bool:
+    """Whether no other process has taken the run: its lock (artifacts.run_lock) is
+    missing or names this process."""
+    lock = run / PLACEHOLDERS[0]
+    try:
+        return not lock.exists() or lock.read_text() == f"process {os.getpid()}\n"
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _discard_empty_runs(run: Path) -> None:
