@@ -1213,6 +1213,11 @@ PROJECT = {
         {},
         r"argument --epochs: invalid int value: 'abc' \(see proj train --help\)$",
     ),
+    "P163-a-setting-and-a-key-under-it": (
+        ["train", "data.seed.x=2", "data.seed=1"],
+        {},
+        r"'data.seed' and keys under it cannot both be set$",
+    ),
     "P124-lr-find-into-a-directory-of-the-users": (
         ["lr-find", "--output-dir", "{tmp}/mine"],
         {"mine": None, "mine/lr_find.json": {"mine": 1}},  # a file of the user's
