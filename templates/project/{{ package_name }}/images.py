@@ -123,8 +123,8 @@ def _check_utf8(path: str) -> None:
     try:
         path.encode()
     except UnicodeEncodeError:
-        shown = path.encode(errors="surrogateescape").decode(errors="backslashreplace")
+        shown = repr(os.fsencode(path))[1:]  # its bytes, quoted, escaped: one line
         raise DataError(
-            f"the file name '{shown}' is not UTF-8, which TensorFlow cannot read; "
+            f"the file name {shown} is not UTF-8, which TensorFlow cannot read; "
             "rename it"
         ) from None
