@@ -81,10 +81,10 @@ def discard_unfinished(run: Path) -> None:
 
 def _ours(run: Path) -> bool:
     """Whether no other process has taken the run: its lock (artifacts.run_lock) is
-    missing or names this process."""
+    missing, empty (a full disk kept us from writing our name) or names this process."""
     lock = run / PLACEHOLDERS[0]
     try:
-        return not lock.exists() or lock.read_text() == f"process {os.getpid()}\n"
+        return not lock.exists() or lock.read_text() in ("", f"process {os.getpid()}\n")
     except (OSError, UnicodeDecodeError):
         return False
 
