@@ -17,7 +17,7 @@ from .loop import step_runner
 
 def benchmark(cfg: Config, steps: int = 100) -> dict[str, float]:
     """Images per second of the pipeline (no model) and the train step (one cached batch)."""
-    keras.utils.set_random_seed(cfg.train.seed)
+    data.set_seed(cfg.train.seed)
     keras.mixed_precision.set_global_policy(cfg.train.precision)
     strategy = make_strategy()
     datasets = data.build_datasets(cfg.data).cached()

@@ -76,7 +76,7 @@ def lr_find(cfg: Config, outdir: Path, steps: int, low: float, high: float) -> d
     """Train a new model, as `train` would start it, for up to `steps` steps at rates
     rising from `low` to `high`; write lr_find.json and lr_find.png to outdir and
     return the suggestion. No run is read or written."""
-    keras.utils.set_random_seed(cfg.train.seed)
+    data.set_seed(cfg.train.seed)
     keras.mixed_precision.set_global_policy(cfg.train.precision)
     strategy = make_strategy()
     datasets = data.build_datasets(cfg.data, *input_pipeline(strategy))
