@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import free_ports, run_python, train
+from conftest import free_ports, run_commands, run_python, train
 
 pytestmark = pytest.mark.slow
 
@@ -65,57 +65,68 @@ def folder_project(project_factory, tmp_path):
 def test_memory_disk_cache_and_prepared_shards_train_alike(
     folder_project, project_factory, tmp_path
 ):
+    """Every command in one process (conftest.run_commands), each as its command line
+    runs it: one TensorFlow import, not nine."""
     project = folder_project
-    # Both cached runs stop after one epoch and are resumed for the second (the
-    # learning-rate schedule follows --epochs, so both must take the same path).
-    in_memory = config(tmp_path, "memory")
-    train(project, tmp_path / "memory", "--config", str(in_memory), "--epochs", "1")
-    memory = train(project, tmp_path / "memory", "--config", str(in_memory))
-    assert "data cache: memory" in memory.stdout
-    assert "time to first step:" in memory.stdout
-
-    # The cache in files in the run directory (what "auto" picks for data larger than
-    # the budget): written in the first run, read by the resumed one.
-    on_disk = config(tmp_path, "disk", cache="disk")
-    disk = tmp_path / "disk"
-    first = train(project, disk, "--config", str(on_disk), "--epochs", "1")
-    assert "data cache: disk" in first.stdout
-    assert any(path.suffix == ".index" for path in (disk / "cache").iterdir())
-    train(project, disk, "--config", str(on_disk))
-
-    shards = tmp_path / "shards"
-    prepared = run_python(
-        "-m",
-        "proj",
-        "prepare",
-        "--config",
-        str(on_disk),
-        "--output",
-        str(shards),
-        cwd=project,
-    )
-    assert prepared.returncode == 0, prepared.stderr[-2000:]
-    assert "prepared 128 train and 32 val examples" in prepared.stdout
-    from_shards = tmp_path / "from_shards"
-    for epochs in ("1", "2"):
-        train(
-            project,
-            from_shards,
-            "--config",
-            str(config(tmp_path, "prepared")),
-            f"data.prepared={shards}",
-            "--epochs",
-            epochs,
-        )
-
     # A project generated with --data tfrecord has the shards as its data source.
     streaming = project_factory(
         "tfr", data="tfrecord", num_classes=4, channels=3, image_size=32
     )
-    from_source = tmp_path / "from_source"
+    memory, disk = tmp_path / "memory", tmp_path / "disk"
+    from_shards, from_source = tmp_path / "from_shards", tmp_path / "from_source"
+    shards = tmp_path / "shards"
+    in_memory, on_disk = config(tmp_path, "memory"), config(
+        tmp_path, "disk", cache="disk"
+    )
+    from_prepared = config(tmp_path, "prepared")
+
+    def train_args(out: Path, settings: Path, *args: str) -> list[str]:
+        return ["train", "--output-dir", str(out), "--config", str(settings), *args]
+
+    # Both cached runs stop after one epoch and are resumed for the second (the
+    # learning-rate schedule follows --epochs, so both must take the same path). The
+    # cache in files in the run directory (what "auto" picks for data larger than the
+    # budget) is written by the first run and read by the resumed one.
+    commands = [
+        ("proj", train_args(memory, in_memory, "--epochs", "1"), project),
+        ("proj", train_args(memory, in_memory), project),
+        ("proj", train_args(disk, on_disk, "--epochs", "1"), project),
+        ("proj", train_args(disk, on_disk), project),
+        (
+            "proj",
+            ["prepare", "--config", str(on_disk), "--output", str(shards)],
+            project,
+        ),
+    ]
     for epochs in ("1", "2"):
-        args = ["--config", str(config(tmp_path, "prepared")), "--epochs", epochs]
-        train(streaming, from_source, *args, "--data-dir", str(shards), package="tfr")
+        prepared = f"data.prepared={shards}"
+        commands += [
+            (
+                "proj",
+                train_args(from_shards, from_prepared, prepared, "--epochs", epochs),
+                project,
+            ),
+            (
+                "tfr",
+                train_args(
+                    from_source,
+                    from_prepared,
+                    "--epochs",
+                    epochs,
+                    "--data-dir",
+                    str(shards),
+                ),
+                streaming,
+            ),
+        ]
+    results = run_commands([project, streaming], commands, tmp_path / "commands")
+    for result in results:
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "data cache: memory" in results[1].stdout
+    assert "time to first step:" in results[1].stdout
+    assert "data cache: disk" in results[2].stdout
+    assert any(path.suffix == ".index" for path in (disk / "cache").iterdir())
+    assert "prepared 128 train and 32 val examples" in results[4].stdout
 
     expected = history(tmp_path / "memory")
     assert len(expected) == 2

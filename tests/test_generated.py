@@ -116,7 +116,7 @@ SUITES = [
 
 # Generated tests whose code no option of the pretrained-start suite reaches: runs and
 # resume, the settings, the benchmark command, the health report and lr-find (none of
-# their modules names the weights option or the architecture). The 13 other suites run
+# their modules names the weights option or the architecture). The 12 other suites run
 # them; in that suite each rebuilt and traced the backbone (MobileNetV3Small: 120 s
 # of CI in all).
 NOT_WITH_WEIGHTS = [

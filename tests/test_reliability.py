@@ -52,17 +52,21 @@ def train_command(project: Path, out: Path, config: Path) -> list[str]:
     ]
 
 
-def final_weights(out: Path) -> list[np.ndarray]:
+def final_weights(*outs: Path) -> list[list[np.ndarray]]:
+    """Each run's model.keras weights, read in one process."""
     code = (
         "import sys, numpy as np, keras\n"
-        "m = keras.models.load_model(sys.argv[1], compile=False)\n"
-        "np.savez(sys.argv[2], *m.get_weights())\n"
+        "for out in sys.argv[1:]:\n"
+        "    m = keras.models.load_model(out + '/model.keras', compile=False)\n"
+        "    np.savez(out + '/weights.npz', *m.get_weights())\n"
     )
-    target = out / "weights.npz"
-    result = run_python("-c", code, str(out / "model.keras"), str(target), cwd=out)
+    result = run_python("-c", code, *map(str, outs), cwd=outs[0])
     assert result.returncode == 0, result.stderr[-2000:]
-    with np.load(target) as weights:
-        return [weights[key] for key in weights.files]
+    weights = []
+    for out in outs:
+        with np.load(out / "weights.npz") as saved:
+            weights.append([saved[key] for key in saved.files])
+    return weights
 
 
 @pytest.fixture
@@ -105,7 +109,7 @@ def test_sigkill_then_resume_equals_uninterrupted(
     history = (resumed / "history.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in history[1:]] == ["0", "1", "2", "3"]
 
-    for a, b in zip(final_weights(straight), final_weights(resumed), strict=True):
+    for a, b in zip(*final_weights(straight, resumed), strict=True):
         np.testing.assert_allclose(a, b, atol=WEIGHT_ATOL, rtol=0)
     assert json.loads((resumed / "metrics.json").read_text()) == pytest.approx(
         json.loads((straight / "metrics.json").read_text()), abs=1e-6
@@ -121,12 +125,10 @@ def test_deterministic_runs_give_identical_weights(project_factory, tmp_path, lo
             {"train": {"epochs": 2, "steps_per_epoch": 10, "deterministic": True}}
         )
     )
-    weights = []
-    for name in ("first", "second"):
-        out = tmp_path / name
+    outs = [tmp_path / "first", tmp_path / "second"]
+    for out in outs:
         train(project, out, "--config", str(config))
-        weights.append(final_weights(out))
-    for a, b in zip(*weights, strict=True):
+    for a, b in zip(*final_weights(*outs), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
