@@ -2098,6 +2098,28 @@ def folder_project(tmp_path_factory) -> Path:
     )
 
 
+@pytest.mark.slow  # runs the generated project's command line
+def test_P164_a_refused_train_keeps_a_runs_directory_it_did_not_make(
+    folder_project, tmp_path
+):
+    """A train refused after it made its run (here: one class folder) removes the run,
+    and runs/ only if it made runs/ too: an empty runs/ of the user's stays."""
+    directories = {"users": tmp_path / "users", "new": tmp_path / "new"}
+    for directory in directories.values():
+        (directory / "data" / "cats").mkdir(parents=True)
+        (directory / "data" / "cats" / "a.png").write_bytes(PNG)
+    (directories["users"] / "runs").mkdir()
+    before = {name: listing(directory) for name, directory in directories.items()}
+    commands = [
+        ("proj", ["train", "--data-dir", "data"], directory)
+        for directory in directories.values()
+    ]
+    results = run_commands(folder_project, commands, tmp_path / "commands")
+    for (name, directory), result in zip(directories.items(), results, strict=True):
+        assert_project_refused(result, FOLDER["P21-single-class-folder"][1])
+        assert listing(directory) == before[name], name
+
+
 @pytest.fixture(scope="module")
 def folder_refusals(folder_project, tmp_path_factory) -> dict[str, tuple]:
     """entry -> (its directory, `train --data-dir data` run there)."""

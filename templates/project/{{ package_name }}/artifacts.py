@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DataError, first_line
-from .runs import holds_checkpoint
+from .runs import LOCK_FILE, holds_checkpoint, lock_text
 
 MODEL_FILE = "model.keras"
 OUTPUT_NAMES_FILE = "output_names.json"
@@ -158,7 +158,6 @@ def save_model(model: keras.Model, workdir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-LOCK_FILE = ".lock"  # run_lock's, in every run directory from its first moment
 SWEEP_RESULT, SWEEP_FIGURE = "lr_find.json", "lr_find.png"  # what lr-find writes
 
 
@@ -174,7 +173,7 @@ def check_output_dir(workdir: Path, command: str, ours: Callable[[Path], bool]) 
 
 def is_run(workdir: Path) -> bool:
     """Whether workdir is a training run's or a tune study's: it has finished an epoch,
-    or its lock is run_lock's (empty, or naming the process that held it)."""
+    or its lock is run_lock's (empty, or lock_text of the process that held it)."""
     if holds_checkpoint(workdir):
         return True
     if unreadable(workdir / LOCK_FILE):  # none, or a pipe that would block the read
@@ -231,7 +230,7 @@ def run_lock(workdir: Path) -> Iterator[None]:
             ) from None
         lock.seek(0)
         lock.truncate()
-        lock.write(f"process {os.getpid()}\n")
+        lock.write(lock_text(os.getpid()))
         lock.flush()
         yield
 

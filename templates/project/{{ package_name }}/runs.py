@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -17,8 +16,9 @@ LATEST = RUNS / "latest"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-def new_run_dir(name: str) -> Path:
-    """runs/<YYYYmmdd-HHMMSS>-<name> for a new run (with -2, -3, ... if it is taken)."""
+def new_run_dir(name: str) -> list[Path]:
+    """Make runs/<YYYYmmdd-HHMMSS>-<name> for a new run (with -2, -3, ... if it is
+    taken): the directories made, the run last, runs/ first if this process made it."""
     if not NAME.fullmatch(name):
         raise ConfigError(
             f"run name {name!r} is not valid: use up to 64 letters, digits, '.', '_' "
@@ -29,14 +29,15 @@ def new_run_dir(name: str) -> Path:
             f"{str(RUNS)!r} is a file, but train keeps its runs in a directory of that "
             "name: move the file, or give --output-dir"
         )
+    made = make_output_dir(RUNS)
     stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     path, number = RUNS / stem, 1
     while True:
         try:
-            # Atomic: two runs started in the same second get two. `parents`: runs/
-            # may be made, or removed by another run's discard_if_empty, meanwhile.
+            # Atomic: two runs started in the same second get two. `parents`: the
+            # train that made runs/ may have removed it meanwhile, empty, as it ended.
             path.mkdir(parents=True)
-            return path
+            return [*made, path]
         except FileExistsError:
             number += 1
             path = RUNS / f"{stem}-{number}"
@@ -56,8 +57,16 @@ def make_output_dir(path: Path) -> list[Path]:
     return made
 
 
+# artifacts.run_lock's lock, in every run directory from its first moment: empty, or
+# naming the process that holds it (lock_text).
+LOCK_FILE = ".lock"
 # What a new run holds before it has done anything: its lock and its output names.
-PLACEHOLDERS = (".lock", "output_names.json")
+PLACEHOLDERS = (LOCK_FILE, "output_names.json")
+
+
+def lock_text(pid: int) -> str:
+    """What run_lock writes in its lock while process `pid` holds it."""
+    return f"process {pid}\n"
 
 
 def discard_if_empty(run: Path) -> None:
@@ -68,7 +77,6 @@ def discard_if_empty(run: Path) -> None:
         for path in run.iterdir():
             path.unlink()
         run.rmdir()
-        _discard_empty_runs(run)
 
 
 def discard_unfinished(run: Path) -> None:
@@ -76,25 +84,16 @@ def discard_unfinished(run: Path) -> None:
     midway (bad data, a full disk) leaves nothing to resume."""
     if run.is_dir() and _ours(run) and not holds_checkpoint(run):
         shutil.rmtree(run)
-        _discard_empty_runs(run)
 
 
 def _ours(run: Path) -> bool:
     """Whether no other process has taken the run: its lock (artifacts.run_lock) is
     missing, empty (a full disk kept us from writing our name) or names this process."""
-    lock = run / PLACEHOLDERS[0]
+    lock = run / LOCK_FILE
     try:
-        return not lock.exists() or lock.read_text() in ("", f"process {os.getpid()}\n")
+        return not lock.exists() or lock.read_text() in ("", lock_text(os.getpid()))
     except (OSError, UnicodeDecodeError):
         return False
-
-
-def _discard_empty_runs(run: Path) -> None:
-    if run.parent.resolve() == RUNS.resolve():
-        # runs/ itself, if nothing else is in it; another train may have just made a
-        # run there, which keeps it (ENOTEMPTY).
-        with contextlib.suppress(OSError):
-            run.parent.rmdir()
 
 
 def holds_checkpoint(run: Path) -> bool:
