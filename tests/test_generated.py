@@ -86,10 +86,10 @@ SUITES = [
     dict(arch="mlp", loop="custom", data="npz", task="binary", lr_schedule="constant"),
     # Pretrained start (offline: the suite's conftest stands a fresh backbone's weights
     # in for ImageNet's), two-phase fine-tuning in the custom loop.
-    # MobileNet (v1): the same template code as MobileNetV3Small, whose tracing made
-    # this suite 199 s against 114 s.
+    # MobileNetV3Small: on MobileNet (v1), 85 s cheaper, the suite's batch-learning
+    # test failed in two of CI's runs (its random stand-in backbone learns too slowly).
     dict(
-        arch="mobilenet",
+        arch="mobilenet_v3_small",
         loop="custom",
         data="npz",
         task="multilabel",
