@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DataError, first_line
-from .runs import LOCK_FILE, holds_checkpoint, lock_text
+from .runs import LOCK_FILE, LOCK_TEXT, holds_checkpoint, lock_text
 
 MODEL_FILE = "model.keras"
 OUTPUT_NAMES_FILE = "output_names.json"
@@ -182,7 +182,7 @@ def is_run(workdir: Path) -> bool:
         lock = (workdir / LOCK_FILE).read_text()
     except (OSError, UnicodeDecodeError):
         return False
-    return re.fullmatch(r"(process \d+\n)?", lock) is not None
+    return LOCK_TEXT.fullmatch(lock) is not None
 
 
 def in_run(directory: Path) -> bool:

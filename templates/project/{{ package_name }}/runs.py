@@ -69,6 +69,10 @@ def lock_text(pid: int) -> str:
     return f"process {pid}\n"
 
 
+# A lock's text: empty, or lock_text of any process.
+LOCK_TEXT = re.compile(r"(process \d+\n)?")
+
+
 def discard_if_empty(run: Path) -> None:
     """Remove a new run's directory if the command stopped before writing to it."""
     if not run.is_dir() or not _ours(run):
