@@ -36,7 +36,6 @@ RUN_CONFIG = {
     "train": {"epochs": 4, "steps_per_epoch": 60, "deterministic": True},
     "data": {"batch_size": 32},
 }
-WEIGHT_ATOL = 1e-6
 
 
 def train_command(project: Path, out: Path, config: Path) -> list[str]:
@@ -80,6 +79,10 @@ def config_file(tmp_path) -> Path:
 def test_sigkill_then_resume_equals_uninterrupted(
     project_factory, tmp_path, config_file, loop
 ):
+    """With train.deterministic, the run killed in epoch 2 and resumed ends with the
+    uninterrupted run's weights and metrics, bit for bit: the resume is exact, and two
+    processes training alike compute alike (the determinism test this replaced trained
+    two uninterrupted runs and asked the same)."""
     project = project_factory("proj", loop=loop)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -110,26 +113,10 @@ def test_sigkill_then_resume_equals_uninterrupted(
     assert [row.split(",")[0] for row in history[1:]] == ["0", "1", "2", "3"]
 
     for a, b in zip(*final_weights(straight, resumed), strict=True):
-        np.testing.assert_allclose(a, b, atol=WEIGHT_ATOL, rtol=0)
-    assert json.loads((resumed / "metrics.json").read_text()) == pytest.approx(
-        json.loads((straight / "metrics.json").read_text()), abs=1e-6
-    )
-
-
-@pytest.mark.parametrize("loop", ["fit", "custom"])
-def test_deterministic_runs_give_identical_weights(project_factory, tmp_path, loop):
-    project = project_factory("proj", loop=loop)
-    config = tmp_path / "det.json"
-    config.write_text(
-        json.dumps(
-            {"train": {"epochs": 2, "steps_per_epoch": 10, "deterministic": True}}
-        )
-    )
-    outs = [tmp_path / "first", tmp_path / "second"]
-    for out in outs:
-        train(project, out, "--config", str(config))
-    for a, b in zip(*final_weights(*outs), strict=True):
         np.testing.assert_array_equal(a, b)
+    assert json.loads((resumed / "metrics.json").read_text()) == json.loads(
+        (straight / "metrics.json").read_text()
+    )
 
 
 @pytest.mark.parametrize("loop", ["fit", "custom"])
@@ -336,8 +323,12 @@ def test_a_second_train_on_a_busy_directory_is_refused_then_takes_over(
     )
     # The dead run's lock is taken over: the run goes on for one more epoch (a resumed
     # run keeps its settings, so only train.epochs changes).
-    index = (out / "checkpoints" / "checkpoint").read_text()
-    done = int(re.search(r'model_checkpoint_path: "ckpt-(\d+)"', index).group(1))
+    # The newest checkpoint by name, as the run finds it: a kill between writing
+    # ckpt-N and updating TensorFlow's `checkpoint` index leaves the index at N-1.
+    done = max(
+        int(path.name.removeprefix("ckpt-").removesuffix(".index"))
+        for path in (out / "checkpoints").glob("ckpt-*.index")
+    )
     rest = ["--epochs", str(done + 1), "--output-dir", str(out)]
     again = run_python("-m", "proj", "train", *rest, cwd=project)
     assert again.returncode == 0, again.stderr[-3000:]
