@@ -2120,6 +2120,28 @@ def test_P164_a_refused_train_keeps_a_runs_directory_it_did_not_make(
         assert listing(directory) == before[name], name
 
 
+@pytest.mark.slow  # the project's command line, in a process of its own
+def test_P165_a_plain_train_while_the_latest_run_is_unfinished(project, tmp_path):
+    """A run that stopped after an epoch (a checkpoint, no metrics.json, nobody holding
+    its lock): a plain train names --resume and --new, and starts nothing."""
+    user = tmp_path / "user"
+    run = user / "runs" / "20261207-120000-simple_cnn"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "ckpt-1.index").write_bytes(b"")
+    (run / "history.csv").write_text("epoch,loss\n0,2.3\n")
+    (run / ".lock").write_text("")
+    (user / "runs" / "latest").symlink_to(run.name)
+    before = _contents(user)
+    (result,) = run_commands(project, [("proj", ["train"], user)], tmp_path / "c")
+    assert_project_refused(
+        result,
+        r"the latest run, 'runs/20261207-120000-simple_cnn', did not finish \(it "
+        r"stopped after epoch 1\): continue it with `python -m proj train --resume`, "
+        r"or start a new run with `python -m proj train --new`$",
+    )
+    assert _contents(user) == before
+
+
 @pytest.fixture(scope="module")
 def folder_refusals(folder_project, tmp_path_factory) -> dict[str, tuple]:
     """entry -> (its directory, `train --data-dir data` run there)."""

@@ -405,6 +405,8 @@ def test_installed_console_script_trains(project_factory, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "val_accuracy:" in result.stdout and (out / "model.keras").is_file()
+    # TensorFlow's start-up lines (oneDNN, no CUDA driver, cuInit) are not printed.
+    assert result.stderr == "", result.stderr[-3000:]
 
 
 # "save START OTHER": saves a freshly built MobileNet backbone's weights to START and a

@@ -97,6 +97,7 @@ def expected_files(package: str, data: str) -> set[str]:
                 "report",
                 "runs",
                 "serving",
+                "startup",
                 "task",
                 "trace",
                 "train",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -103,6 +104,32 @@ def _ours(run: Path) -> bool:
 def holds_checkpoint(run: Path) -> bool:
     """Whether `run` has finished an epoch: a run to continue rather than start."""
     return any(run.glob("checkpoints/ckpt-*.index"))
+
+
+def unfinished_latest() -> Path | None:
+    """The run runs/latest names if it stopped before it finished (it holds a
+    checkpoint but no metrics.json) and no process is training it."""
+    if not LATEST.is_symlink():
+        return None
+    run = RUNS / os.readlink(LATEST)
+    if not holds_checkpoint(run) or (run / "metrics.json").exists():
+        return None
+    try:
+        with (run / LOCK_FILE).open() as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released as it closes
+    except BlockingIOError:
+        return None  # being trained: a new run goes beside it
+    except OSError:
+        pass  # no lock to read: nobody holds it
+    return run
+
+
+def epochs_done(run: Path) -> int:
+    """How many epochs `run`'s history.csv records."""
+    try:
+        return max(len((run / "history.csv").read_text().splitlines()) - 1, 0)
+    except (OSError, UnicodeDecodeError):
+        return 0
 
 
 def mark_latest(run: Path) -> None:
