@@ -10,6 +10,7 @@ passed on.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -64,3 +65,20 @@ def stderr_without(noise: re.Pattern) -> Iterator[None]:
             kept = [line for line in lines if not noise.search(line)]
             if kept:
                 print("\n".join(kept), file=sys.stderr, flush=True)
+
+
+def _not_retracing(record: logging.LogRecord) -> bool:
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextmanager
+def retracing_expected() -> Iterator[None]:
+    """Run the block without TensorFlow's warning that a function "triggered tf.function
+    retracing", for a block that builds models one after another, each tracing its own
+    functions, as it must: each checked export, each trial of a study."""
+    logger = logging.getLogger("tensorflow")
+    logger.addFilter(_not_retracing)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_not_retracing)
